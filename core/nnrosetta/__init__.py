@@ -1,0 +1,42 @@
+"""nnrosetta: one interface to the internals of every transformer language model."""
+
+from .adapter import Adapter, ConfigKeys
+from .capabilities import Capability
+from .errors import (
+    AccessorAssignmentError,
+    AdapterConflictError,
+    CapabilityError,
+    InvalidAdapterError,
+    LayerIndexError,
+    NnrosettaError,
+    PluginLoadError,
+    RenamingError,
+    ShapeError,
+    UnsupportedArchitectureError,
+)
+from .hookspecs import hookimpl
+from .model import StandardizedTransformer
+from .registry import Registry, default_registry, register_plugin
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AccessorAssignmentError",
+    "Adapter",
+    "AdapterConflictError",
+    "Capability",
+    "CapabilityError",
+    "ConfigKeys",
+    "InvalidAdapterError",
+    "LayerIndexError",
+    "NnrosettaError",
+    "PluginLoadError",
+    "Registry",
+    "RenamingError",
+    "ShapeError",
+    "StandardizedTransformer",
+    "UnsupportedArchitectureError",
+    "default_registry",
+    "hookimpl",
+    "register_plugin",
+]

@@ -1,0 +1,47 @@
+"""One hierarchy for every error nnrosetta raises.
+
+Each message says what was expected, what was seen, and what to do, so a user
+reading a traceback in a notebook can fix the call without reading our code.
+"""
+
+from __future__ import annotations
+
+
+class NnrosettaError(Exception):
+    """Base class: catch this to catch anything nnrosetta raises on purpose."""
+
+
+class InvalidAdapterError(NnrosettaError, ValueError):
+    """An adapter declaration is malformed; raised when it is registered."""
+
+
+class AdapterConflictError(NnrosettaError):
+    """Two adapters claim the same model type with the same priority."""
+
+
+class UnsupportedArchitectureError(NnrosettaError):
+    """No installed adapter claims the model's type or class."""
+
+
+class PluginLoadError(NnrosettaError):
+    """A plugin failed to import or its hook raised; kept for reporting."""
+
+
+class RenamingError(NnrosettaError):
+    """The adapter's rename map does not fit the loaded model."""
+
+
+class CapabilityError(NnrosettaError, NotImplementedError):
+    """The adapter serving this model does not claim the requested capability."""
+
+
+class LayerIndexError(NnrosettaError, IndexError):
+    """A layer (or head, or expert) index is out of range."""
+
+
+class ShapeError(NnrosettaError, ValueError):
+    """A tensor written or passed in has the wrong shape."""
+
+
+class AccessorAssignmentError(NnrosettaError, TypeError):
+    """A module accessor was assigned to; modules are not replaceable this way."""

@@ -1,0 +1,245 @@
+"""`StandardizedTransformer`: a HuggingFace causal LM under nnsight with standard names.
+
+The HuggingFace model runs unchanged (so logits are bit-identical); nnsight's
+``rename`` aliases give its modules the standard names, and the accessors give
+every family's inputs and outputs one (batch, seq, hidden) shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence, Union
+
+import torch
+from nnsight import TransformersModel
+from nnsight.intervention.envoy import Envoy
+
+from .accessors import ActivationAccessor, ModuleAccessor, normalize_index
+from .adapter import Adapter
+from .errors import AccessorAssignmentError, LayerIndexError, ShapeError
+from .loading import class_names, load_tokenizer, read_config
+from .registry import Registry, default_registry
+from .validation import validate
+
+Indices = Union[int, Sequence[int], slice, None]
+
+
+class LayerListEnvoy(Envoy):
+    """The envoy of the `layers` container: refuses item assignment with a hint."""
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        raise AccessorAssignmentError(
+            f"`model.layers[{index}] = ...` would replace a whole layer module. Inside a trace, "
+            f"assign its activation instead: `model.layers_output[{index}] = tensor` (or "
+            f"`layers_input`); to skip it, use `model.skip_layer({index})`."
+        )
+
+
+class StandardizedTransformer(TransformersModel):
+    """A causal language model with one interface whatever its family.
+
+    Args:
+        model: a hub id, a local folder written by ``save_pretrained``, or a loaded
+            ``PreTrainedModel`` (pass its ``tokenizer=`` unless it was loaded from a folder).
+        adapter: an `Adapter` or adapter name, overriding resolution by model type.
+        tokenizer: the tokenizer; loaded from the model's folder when omitted.
+        check: run the fast structure and shape validation at load (one tiny forward).
+        registry: the plugin registry to resolve adapters in (default: the process-wide one).
+        **kwargs: passed on to nnsight and HuggingFace (``device_map``, ``dtype``,
+            ``attn_implementation``, ``dispatch``, ...).
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        *,
+        adapter: Union[Adapter, str, None] = None,
+        tokenizer: Any = None,
+        check: bool = True,
+        registry: Optional[Registry] = None,
+        **kwargs: Any,
+    ) -> None:
+        registry = registry or default_registry()
+        config = read_config(model, kwargs)
+        resolved = registry.resolve(getattr(config, "model_type", None), class_names(model, config), adapter)
+        if tokenizer is None:
+            tokenizer = load_tokenizer(model, kwargs)
+        kwargs.setdefault("task", "text-generation")
+        if not isinstance(model, torch.nn.Module):
+            kwargs.setdefault("dispatch", True)
+        rename = {**resolved.nnsight_rename(), **(kwargs.pop("rename", None) or {})}
+        envoys = {"model.layers": LayerListEnvoy, **(kwargs.pop("envoys", None) or {})}
+        object.__setattr__(self, "adapter", resolved)
+        super().__init__(model, tokenizer=tokenizer, rename=rename, envoys=envoys, **kwargs)
+        self._build_accessors()
+        if check:
+            validate(self)
+
+    def _build_accessors(self) -> None:
+        count = lambda: self.num_layers  # noqa: E731 - evaluated lazily, after dispatch
+        self.attentions = ModuleAccessor(self, "attentions", "self_attn")
+        self.mlps = ModuleAccessor(self, "mlps", "mlp")
+        for name, modules in (
+            ("layers", lambda i: self.layers[i]),
+            ("attentions", lambda i: self.layers[i].self_attn),
+            ("mlps", lambda i: self.layers[i].mlp),
+        ):
+            for where in ("input", "output"):
+                accessor = ActivationAccessor(self, f"{name}_{where}", modules, where, count)
+                object.__setattr__(self, f"{name}_{where}", accessor)
+
+    # -- sizes ---------------------------------------------------------------
+
+    def _config_value(self, key: Optional[str]) -> Optional[int]:
+        return getattr(self.config, key, None) if key else None
+
+    @property
+    def num_layers(self) -> int:
+        """Number of decoder layers."""
+        return len(self.layers)
+
+    @property
+    def num_heads(self) -> int:
+        """Number of attention (query) heads."""
+        return int(self._config_value(self.adapter.config_keys.num_heads))
+
+    @property
+    def num_kv_heads(self) -> int:
+        """Number of key/value heads (equal to `num_heads` without grouped-query attention)."""
+        return int(self._config_value(self.adapter.config_keys.num_kv_heads) or self.num_heads)
+
+    @property
+    def head_dim(self) -> int:
+        """Size of one attention head."""
+        return int(self._config_value(self.adapter.config_keys.head_dim) or self.hidden_size // self.num_heads)
+
+    @property
+    def hidden_size(self) -> int:
+        """Width of the residual stream."""
+        return int(self._config_value(self.adapter.config_keys.hidden_size))
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of logits per position."""
+        return int(self._config_value(self.adapter.config_keys.vocab_size))
+
+    # -- values inside a trace -----------------------------------------------
+
+    @property
+    def token_embeddings(self) -> torch.Tensor:
+        """The embedding module's output (before any scaling the family applies inside layers)."""
+        return self.embed_tokens.output
+
+    @token_embeddings.setter
+    def token_embeddings(self, value: torch.Tensor) -> None:
+        current = self.embed_tokens.output
+        if value.shape != current.shape:
+            raise ShapeError(
+                f"token_embeddings has shape {tuple(current.shape)}, the value written has "
+                f"{tuple(value.shape)}; write a tensor of the same shape."
+            )
+        self.embed_tokens.output = value
+
+    @property
+    def logits(self) -> torch.Tensor:
+        """The model's output logits, (batch, seq, vocab)."""
+        return self.output.logits
+
+    @logits.setter
+    def logits(self, value: torch.Tensor) -> None:
+        self.output.logits = value
+
+    @property
+    def next_token_probs(self) -> torch.Tensor:
+        """Softmax of the last position's logits, (batch, vocab)."""
+        return self.logits[:, -1, :].softmax(dim=-1)
+
+    def _model_input(self, name: str) -> Optional[torch.Tensor]:
+        args, kwargs = self.inputs
+        if name in kwargs:
+            return kwargs[name]
+        return args[0] if name == "input_ids" and args else None
+
+    @property
+    def input_ids(self) -> torch.Tensor:
+        """The token ids the model was called with (left-padded for a batch)."""
+        return self._model_input("input_ids")
+
+    @property
+    def attention_mask(self) -> Optional[torch.Tensor]:
+        """The attention mask the model was called with (None for a lone unpadded input)."""
+        return self._model_input("attention_mask")
+
+    # -- interventions -------------------------------------------------------
+
+    def _layer_list(self, layers: Union[int, Sequence[int]]) -> list[int]:
+        items = [layers] if isinstance(layers, int) else list(layers)
+        if not items:
+            raise LayerIndexError("no layer was given; pass a layer index or a non-empty list of them.")
+        return sorted({normalize_index(i, self.num_layers, "layer", "num_layers") for i in items})
+
+    def steer(
+        self,
+        layers: Union[int, Sequence[int]],
+        steering_vector: torch.Tensor,
+        factor: float = 1,
+        token_positions: Indices = None,
+        batch_index: Indices = None,
+    ) -> None:
+        """Inside a trace, add ``factor * steering_vector`` to the residual stream after each layer.
+
+        ``token_positions`` and ``batch_index`` (int, list or slice) restrict where it is added.
+        """
+        if not isinstance(steering_vector, torch.Tensor) or steering_vector.shape != (self.hidden_size,):
+            shape = tuple(steering_vector.shape) if isinstance(steering_vector, torch.Tensor) else type(steering_vector).__name__
+            raise ShapeError(
+                f"steering_vector must have shape ({self.hidden_size},) (hidden_size), got {shape}; "
+                f"build it from a layer output, e.g. `model.layers_output[i][0, -1]`."
+            )
+        for layer in self._layer_list(layers):
+            hidden = self.layers_output[layer]
+            batch, seq = hidden.shape[:2]
+            rows = torch.arange(batch, device=hidden.device)[_as_index(batch_index)].reshape(-1, 1)
+            cols = torch.arange(seq, device=hidden.device)[_as_index(token_positions)].reshape(1, -1)
+            steered = hidden.clone()
+            steered[rows, cols] += factor * steering_vector.to(hidden.device, hidden.dtype)
+            self.layers_output[layer] = steered
+
+    def skip_layers(self, start: int, end: int, skip_with: Optional[torch.Tensor] = None) -> None:
+        """Inside a trace, skip layers ``start..end`` (inclusive): their output is their input.
+
+        ``skip_with`` replaces the hidden state instead (default: ``layers_input[start]``).
+        """
+        first = normalize_index(start, self.num_layers, "layer", "num_layers")
+        last = normalize_index(end, self.num_layers, "layer", "num_layers")
+        if last < first:
+            raise LayerIndexError(f"skip_layers(start={start}, end={end}): end comes before start; pass start <= end.")
+        replacement = self.layers_input[first] if skip_with is None else skip_with
+        for layer in range(first, last + 1):
+            self.layers[layer].skip(replacement)
+
+    def skip_layer(self, layer: int, skip_with: Optional[torch.Tensor] = None) -> None:
+        """Inside a trace, skip one layer (its output is its input, or ``skip_with``)."""
+        self.skip_layers(layer, layer, skip_with)
+
+    def project_on_vocab(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Logits from a residual-stream state, through the family's own final projection."""
+        if hidden.shape[-1] != self.hidden_size:
+            raise ShapeError(
+                f"project_on_vocab expects a last dimension of hidden_size={self.hidden_size}, "
+                f"got shape {tuple(hidden.shape)}."
+            )
+        if self.adapter.final_projection is not None:
+            return self.adapter.final_projection(self, hidden)
+        return self.lm_head(self.ln_final(hidden))
+
+    def get_topk_closest_tokens(self, hidden: torch.Tensor, k: int = 10) -> torch.return_types.topk:
+        """The ``k`` most probable tokens (probabilities and ids) for a residual-stream state."""
+        return self.project_on_vocab(hidden).softmax(dim=-1).topk(k, dim=-1)
+
+
+def _as_index(selection: Indices) -> Any:
+    if selection is None:
+        return slice(None)
+    if isinstance(selection, (int, slice)):
+        return [selection] if isinstance(selection, int) else selection
+    return list(selection)

@@ -1,0 +1,93 @@
+"""Fast checks at load: the standard modules resolve and one tiny forward has the right shapes.
+
+They catch a rename map that does not fit the checkpoint (a fine-tune with an
+extra wrapper, a family variant) at load time, with the module and adapter named,
+instead of as a confusing error deep inside a user's trace.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+from .adapter import LAYER_MODULES, ROOT_MODULES
+from .errors import RenamingError
+
+if TYPE_CHECKING:
+    from .model import StandardizedTransformer
+
+DUMMY_SEQUENCE_LENGTH = 3
+
+
+def _adapter_label(model: "StandardizedTransformer") -> str:
+    adapter = model.adapter
+    return f"adapter {adapter.name!r} from {adapter.plugin or '<explicit>'}"
+
+
+def _native_children(envoy) -> str:
+    return ", ".join(name for name, _ in envoy._module.named_children()) or "(none)"
+
+
+def check_structure(model: "StandardizedTransformer") -> None:
+    """Every standard module resolves and the layer count matches the config."""
+    missing = [name for name in ROOT_MODULES if not _has(model, name)]
+    if missing:
+        raise RenamingError(
+            f"{_adapter_label(model)} leaves standard module(s) {', '.join(missing)} unresolved on "
+            f"{type(model._module).__name__}; its rename map is {dict(model.adapter.rename)}; the model's "
+            f"top-level children are: {_native_children(model)}. Fix the adapter's rename map "
+            f"or pass adapter='<name>' for a family whose module tree matches."
+        )
+    count = len(model.layers)
+    expected = getattr(model.config, model.adapter.config_keys.num_layers, None)
+    if expected is not None and count != expected:
+        raise RenamingError(
+            f"{_adapter_label(model)}: `layers` holds {count} modules but config."
+            f"{model.adapter.config_keys.num_layers} says {expected}. The rename map points `layers` "
+            f"at the wrong container."
+        )
+    for index in range(count):
+        layer = model.layers[index]
+        for name in LAYER_MODULES:
+            if not _has(layer, name):
+                raise RenamingError(
+                    f"{_adapter_label(model)}: layer {index} ({type(layer._module).__name__}) has no "
+                    f"`{name}`; its children are: {_native_children(layer)}. Add the family's name for "
+                    f"it to the adapter's rename map."
+                )
+
+
+def _has(envoy, name: str) -> bool:
+    try:
+        getattr(envoy, name)
+    except AttributeError:
+        return False
+    return True
+
+
+def check_shapes(model: "StandardizedTransformer") -> None:
+    """One forward on a few tokens: every accessor is (1, seq, hidden), logits (1, seq, vocab)."""
+    seen: dict[str, tuple] = {}
+    input_ids = torch.arange(DUMMY_SEQUENCE_LENGTH).unsqueeze(0) % max(model.vocab_size, 1)
+    with torch.no_grad(), model.trace(input_ids):
+        for index in range(model.num_layers):
+            seen[f"attentions_output[{index}]"] = tuple(model.attentions_output[index].shape)
+            seen[f"mlps_output[{index}]"] = tuple(model.mlps_output[index].shape)
+            seen[f"layers_output[{index}]"] = tuple(model.layers_output[index].shape)
+        seen["logits"] = tuple(model.logits.shape)
+    hidden = (1, DUMMY_SEQUENCE_LENGTH, model.hidden_size)
+    for name, shape in seen.items():
+        expected = (1, DUMMY_SEQUENCE_LENGTH, model.vocab_size) if name == "logits" else hidden
+        if shape != expected:
+            raise RenamingError(
+                f"{_adapter_label(model)}: `{name}` has shape {shape} on a (1, {DUMMY_SEQUENCE_LENGTH}) "
+                f"input, expected {expected}. The rename map points that standard name at a module "
+                f"that does not produce the hidden state (or the config keys "
+                f"{model.adapter.config_keys} read the wrong sizes)."
+            )
+
+
+def validate(model: "StandardizedTransformer") -> None:
+    check_structure(model)
+    check_shapes(model)
