@@ -45,3 +45,11 @@ class ShapeError(NnrosettaError, ValueError):
 
 class AccessorAssignmentError(NnrosettaError, TypeError):
     """A module accessor was assigned to; modules are not replaceable this way."""
+
+
+class InvalidInputError(NnrosettaError, ValueError):
+    """An argument to a method is unusable (an empty prompt list, a target that tokenizes to nothing)."""
+
+
+class MissingDependencyError(NnrosettaError, ImportError):
+    """An optional extra (``nnrosetta[display]``, say) is needed and not installed."""
