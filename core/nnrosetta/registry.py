@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from importlib.metadata import entry_points
-from typing import Any, Iterable, Optional, Union
+from importlib.metadata import EntryPoint, distributions, entry_points
+from typing import Any, Iterable, Optional, Sequence, Union
 
 import pluggy
 
@@ -65,7 +65,9 @@ def _truthy(value: Optional[str]) -> bool:
 class Registry:
     """Owns the pluggy manager, the loaded plugins, their adapters and the broken ones."""
 
-    def __init__(self, autoload: Optional[bool] = None) -> None:
+    def __init__(self, autoload: Optional[bool] = None, search_path: Optional[Sequence[str]] = None) -> None:
+        """``search_path`` limits discovery to distributions installed in those folders (default: sys.path)."""
+        self.search_path = list(search_path) if search_path is not None else None
         self.manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
         self.manager.add_hookspecs(hookspecs)
         self.autoload = (not _truthy(os.environ.get(DISABLE_AUTOLOAD_ENV))) if autoload is None else autoload
@@ -84,7 +86,7 @@ class Registry:
         if not self.autoload:
             return
         only = {name.strip() for name in os.environ.get(ONLY_PLUGINS_ENV, "").split(",") if name.strip()}
-        for entry_point in entry_points(group=ENTRY_POINT_GROUP):
+        for entry_point in self._entry_points():
             if only and entry_point.name not in only:
                 continue
             dist = getattr(entry_point, "dist", None)
@@ -103,6 +105,16 @@ class Registry:
                 )
                 continue
             self._add(plugin, PluginInfo(entry_point.name, distribution, version))
+
+    def _entry_points(self) -> list[EntryPoint]:
+        if self.search_path is None:
+            return list(entry_points(group=ENTRY_POINT_GROUP))
+        return [
+            entry_point
+            for dist in distributions(path=self.search_path)
+            for entry_point in dist.entry_points
+            if entry_point.group == ENTRY_POINT_GROUP
+        ]
 
     def register_plugin(self, plugin: Any, name: Optional[str] = None) -> PluginInfo:
         """Register a plugin object at run time (a notebook, code not yet packaged).
