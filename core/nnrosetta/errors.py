@@ -53,3 +53,11 @@ class InvalidInputError(NnrosettaError, ValueError):
 
 class MissingDependencyError(NnrosettaError, ImportError):
     """An optional extra (``nnrosetta[display]``, say) is needed and not installed."""
+
+
+class SourceLabelError(NnrosettaError, AttributeError):
+    """An adapter names a `.source` label that the installed nnsight does not produce."""
+
+
+class AttentionImplementationError(NnrosettaError, ValueError):
+    """The attention implementation asked for cannot serve what was requested (eager is needed)."""
