@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
 from .capabilities import Capability
 from .errors import InvalidAdapterError
+from .moe import MoESpec
 
 if TYPE_CHECKING:
     import torch
@@ -59,6 +60,9 @@ class Adapter:
         config_keys: where the config keeps layer, head and size counts.
         final_projection: ``(model, hidden) -> logits`` when the family does more
             than ``lm_head(ln_final(hidden))``; None means exactly that.
+        moe: a `MoESpec` (router and experts paths inside ``mlp``, what the router
+            returns, expert-count config keys) for mixture-of-experts families;
+            None for dense ones. Declaring it claims `Capability.MOE`.
         tiny_configs: model type -> config keyword arguments for a tiny
             random-weight model, used for offline conformance runs.
         known_broken: conformance check name -> reason; such checks run as strict
@@ -76,6 +80,7 @@ class Adapter:
     model_classes: tuple[str, ...] = ()
     config_keys: ConfigKeys = field(default_factory=ConfigKeys)
     final_projection: Optional[FinalProjection] = None
+    moe: Optional[MoESpec] = None
     tiny_configs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     known_broken: Mapping[str, str] = field(default_factory=dict)
     priority: int = 0
@@ -95,6 +100,8 @@ class Adapter:
         claimed = set()
         if self.final_projection is not None:
             claimed.add(Capability.FINAL_PROJECTION)
+        if self.moe is not None:
+            claimed.add(Capability.MOE)
         return frozenset(claimed)
 
     def nnsight_rename(self) -> dict[str, str]:
@@ -136,3 +143,8 @@ class Adapter:
                 )
         if self.final_projection is not None and not callable(self.final_projection):
             refuse("final_projection", "is not callable", "Pass a function (model, hidden) -> logits.")
+        if self.moe is not None:
+            if not isinstance(self.moe, MoESpec):
+                refuse("moe", f"is a {type(self.moe).__name__}", "Declare it as nnrosetta.MoESpec(...).")
+            for problem in self.moe.problems():
+                refuse("moe", problem, "Fix the MoESpec declaration.")
