@@ -18,6 +18,7 @@ from .errors import (
 )
 from .hookspecs import hookimpl
 from .model import StandardizedTransformer
+from .moe import MoESpec, TopK
 from .registry import Registry, default_registry, register_plugin
 
 __version__ = "0.1.0"
@@ -32,6 +33,7 @@ __all__ = [
     "InvalidAdapterError",
     "InvalidInputError",
     "LayerIndexError",
+    "MoESpec",
     "MissingDependencyError",
     "NnrosettaError",
     "PluginLoadError",
@@ -39,6 +41,7 @@ __all__ = [
     "RenamingError",
     "ShapeError",
     "StandardizedTransformer",
+    "TopK",
     "UnsupportedArchitectureError",
     "default_registry",
     "hookimpl",

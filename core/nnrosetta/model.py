@@ -17,6 +17,7 @@ from .accessors import ActivationAccessor, ModuleAccessor, normalize_index
 from .adapter import Adapter
 from .errors import AccessorAssignmentError, LayerIndexError, ShapeError
 from .loading import class_names, load_tokenizer, read_config
+from .moe import MixtureOfExpertsInterface
 from .registry import Registry, default_registry
 from .validation import validate
 
@@ -34,7 +35,7 @@ class LayerListEnvoy(Envoy):
         )
 
 
-class StandardizedTransformer(TransformersModel):
+class StandardizedTransformer(MixtureOfExpertsInterface, TransformersModel):
     """A causal language model with one interface whatever its family.
 
     Args:
