@@ -1,0 +1,374 @@
+"""Mixture-of-experts: the adapter's declaration (`MoESpec`) and the interface the core serves.
+
+A family's MoE block is declared as data: where its router and experts sit
+inside the layer's ``mlp``, what the router module returns, and which config keys
+hold the expert counts. From that alone the core serves, for any MoE adapter,
+``routers_output[i]`` (router logits as (batch, seq, num_experts)),
+``router_top_k[i]`` (the chosen experts and their weights, readable and
+writable), ``ablate_experts(layer, experts)`` and, where the family has one,
+``shared_experts_output[i]``. The router is intervened on at its output, so the
+family's own expert code computes the result and nothing is re-implemented.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NamedTuple, Optional, Sequence, Union
+
+import torch
+
+from .accessors import normalize_index
+from .errors import AccessorAssignmentError, CapabilityError, LayerIndexError, ShapeError
+
+if TYPE_CHECKING:
+    from nnsight.intervention.envoy import Envoy
+
+#: The names `MoESpec.router_returns` must place, once each, in the router's output tuple.
+ROUTER_OUTPUT_NAMES = ("logits", "weights", "indices")
+
+
+@dataclass(frozen=True)
+class MoESpec:
+    """How a family's mixture-of-experts block routes tokens.
+
+    Fields:
+        router: path from the layer's ``mlp`` module to the router module.
+        experts: path from ``mlp`` to the experts module (fused expert weights).
+        router_returns: what the router's output tuple holds, position by position:
+            each of ``"logits"`` (tokens, num_experts), ``"weights"`` (tokens, k) and
+            ``"indices"`` (tokens, k) once; the block routes with the weights and indices.
+        num_experts_key: config attribute holding the number of routed experts.
+        experts_per_token_key: config attribute holding k, the experts each token uses.
+        normalize_top_k: whether the family renormalises the k chosen weights to sum
+            to 1; a bool, or the name of the config attribute that says so. Expert
+            ablation renormalises the remaining weights exactly when this is true.
+        shared_experts: path from ``mlp`` to an always-on shared expert, if the family has one.
+    """
+
+    router: str = "gate"
+    experts: str = "experts"
+    router_returns: tuple[str, ...] = ROUTER_OUTPUT_NAMES
+    num_experts_key: str = "num_local_experts"
+    experts_per_token_key: str = "num_experts_per_tok"
+    normalize_top_k: Union[bool, str] = True
+    shared_experts: Optional[str] = None
+
+    def problems(self) -> list[str]:
+        """What is malformed in this declaration (empty when it is well formed)."""
+        found = []
+        if sorted(self.router_returns) != sorted(ROUTER_OUTPUT_NAMES):
+            found.append(
+                f"router_returns is {tuple(self.router_returns)!r}; it must name each of "
+                f"{', '.join(ROUTER_OUTPUT_NAMES)} exactly once, in the order the router returns them"
+            )
+        for name in ("router", "experts", "num_experts_key", "experts_per_token_key"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                found.append(f"{name} must be a non-empty string, got {getattr(self, name)!r}")
+        if not isinstance(self.normalize_top_k, (bool, str)):
+            found.append(f"normalize_top_k must be a bool or a config key, got {self.normalize_top_k!r}")
+        return found
+
+    def position(self, name: str) -> int:
+        """Where ``name`` (logits, weights or indices) sits in the router's output tuple."""
+        return self.router_returns.index(name)
+
+
+class TopK(NamedTuple):
+    """The experts each token is sent to and the weights of their outputs, both (batch, seq, k)."""
+
+    indices: torch.Tensor
+    weights: torch.Tensor
+
+
+def _child(envoy: "Envoy", path: str) -> "Envoy":
+    return functools.reduce(getattr, path.split("."), envoy)
+
+
+def _has_path(module: torch.nn.Module, path: str) -> bool:
+    try:
+        functools.reduce(getattr, path.split("."), module)
+    except AttributeError:
+        return False
+    return True
+
+
+class _LayerView:
+    """Shared plumbing of the layer-indexed MoE views: index checks and the layer's MoE modules."""
+
+    name = ""
+
+    def __init__(self, model: "MixtureOfExpertsInterface") -> None:
+        self._model = model
+
+    def __len__(self) -> int:
+        return self._model.num_layers
+
+    def _layer(self, index: int) -> int:
+        return self._model._moe_layer(index, self.name)
+
+    def _mlp(self, layer: int) -> "Envoy":
+        return self._model.layers[layer].mlp
+
+    def _batch_seq(self, layer: int) -> tuple[int, int]:
+        # Valid once a tensor inside the block has been received: the block has been entered.
+        return self._model._moe_block_shapes[layer]
+
+    def _router_output(self, layer: int) -> tuple:
+        return _child(self._mlp(layer), self._model._moe_spec(self.name).router).output
+
+
+class RouterLogits(_LayerView):
+    """``routers_output[i]``: router logits of layer i as (batch, seq, num_experts)."""
+
+    name = "routers_output"
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        layer = self._layer(index)
+        spec = self._model._moe_spec(self.name)
+        logits = self._router_output(layer)[spec.position("logits")]
+        batch, seq = self._batch_seq(layer)
+        return logits.reshape(batch, seq, logits.shape[-1])
+
+    def __setitem__(self, index: int, value: Any) -> None:
+        raise AccessorAssignmentError(
+            f"routers_output[{index}] is read-only: the family routes with the top-k choice, not the "
+            f"logits, so writing logits would change nothing. To change the routing, write "
+            f"`model.router_top_k[{index}] = (indices, weights)` or call `model.ablate_experts({index}, experts)`."
+        )
+
+
+class RouterTopK(_LayerView):
+    """``router_top_k[i]``: the experts chosen per token in layer i and their weights, (batch, seq, k)."""
+
+    name = "router_top_k"
+
+    def __getitem__(self, index: int) -> TopK:
+        layer = self._layer(index)
+        spec = self._model._moe_spec(self.name)
+        output = self._router_output(layer)
+        batch, seq = self._batch_seq(layer)
+        indices = output[spec.position("indices")]
+        weights = output[spec.position("weights")]
+        return TopK(indices.reshape(batch, seq, -1), weights.reshape(batch, seq, -1))
+
+    def __setitem__(self, index: int, value: Any) -> None:
+        layer = self._layer(index)
+        spec = self._model._moe_spec(self.name)
+        output = self._router_output(layer)
+        batch, seq = self._batch_seq(layer)
+        old_indices = output[spec.position("indices")]
+        old_weights = output[spec.position("weights")]
+        expected = (batch, seq, old_indices.shape[-1])
+        indices, weights = _unpack_top_k(value, index, expected)
+        for what, tensor in (("indices", indices), ("weights", weights)):
+            if tuple(tensor.shape) != expected:
+                raise ShapeError(
+                    f"router_top_k[{index}] {what} must have shape {expected} (batch, seq, "
+                    f"experts_per_token={expected[2]}), got {tuple(tensor.shape)}; read "
+                    f"`model.router_top_k[{index}]`, edit a clone, and write it back."
+                )
+        if indices.dtype.is_floating_point or indices.dtype == torch.bool:
+            raise ShapeError(f"router_top_k[{index}] indices must be an integer tensor, got dtype {indices.dtype}.")
+        num_experts = self._model.num_experts
+        if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= num_experts):
+            raise LayerIndexError(
+                f"router_top_k[{index}] indices hold expert {int(indices.min())}..{int(indices.max())}, "
+                f"out of range: layer {layer} has num_experts={num_experts}; use 0..{num_experts - 1}."
+            )
+        replaced = list(output)
+        replaced[spec.position("indices")] = indices.reshape(old_indices.shape).to(old_indices)
+        replaced[spec.position("weights")] = weights.reshape(old_weights.shape).to(old_weights)
+        _child(self._mlp(layer), spec.router).output = tuple(replaced)
+
+
+def _unpack_top_k(value: Any, index: int, expected: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, torch.Tensor) for v in value):
+        return value[0], value[1]
+    raise ShapeError(
+        f"router_top_k[{index}] must be set to (indices, weights), two tensors of shape {expected}, "
+        f"got {type(value).__name__}; e.g. `top = model.router_top_k[{index}]; "
+        f"model.router_top_k[{index}] = (top.indices, new_weights)`."
+    )
+
+
+class SharedExpertsOutput(_LayerView):
+    """``shared_experts_output[i]``: the always-on shared expert's output as (batch, seq, hidden)."""
+
+    name = "shared_experts_output"
+
+    def _shared(self, layer: int) -> "Envoy":
+        path = self._model._moe_spec(self.name).shared_experts
+        if path is None:
+            adapter = self._model.adapter
+            raise CapabilityError(
+                f"shared_experts_output: adapter {adapter.name!r} ({adapter.plugin or '<explicit>'}) serving "
+                f"model type {self._model._model_type()!r} declares no shared expert (its MoE spec has "
+                f"shared_experts=None); this family routes every token through its top-k experts only."
+            )
+        return _child(self._mlp(layer), path)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        layer = self._layer(index)
+        shared = self._shared(layer)
+        output = shared.output
+        batch, seq = self._batch_seq(layer)
+        return output.reshape(batch, seq, output.shape[-1])
+
+    def __setitem__(self, index: int, value: torch.Tensor) -> None:
+        layer = self._layer(index)
+        shared = self._shared(layer)
+        output = shared.output
+        batch, seq = self._batch_seq(layer)
+        expected = (batch, seq, output.shape[-1])
+        if not isinstance(value, torch.Tensor) or tuple(value.shape) != expected:
+            seen = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+            raise ShapeError(
+                f"shared_experts_output[{index}] has shape {expected} (batch, seq, hidden); the value "
+                f"written is {seen}; write a tensor of that shape."
+            )
+        shared.output = value.reshape(output.shape).to(output)
+
+
+def _note_block_shape(shapes: dict, layer: int, module: Any, args: tuple, kwargs: dict) -> None:
+    hidden = args[0] if args else next(v for v in kwargs.values() if isinstance(v, torch.Tensor))
+    shapes[layer] = (int(hidden.shape[0]), int(hidden.shape[1]))
+
+
+class MixtureOfExpertsInterface:
+    """The MoE part of `StandardizedTransformer`, served from the adapter's `MoESpec`.
+
+    On a model whose adapter declares no MoE spec every member but `is_moe`
+    raises `CapabilityError` naming the model type and the adapter.
+    """
+
+    @property
+    def is_moe(self) -> bool:
+        """Whether this model's adapter declares mixture-of-experts routing."""
+        return self.adapter.moe is not None
+
+    def _model_type(self) -> Optional[str]:
+        return getattr(self.config, "model_type", None)
+
+    def _moe_spec(self, what: str) -> MoESpec:
+        spec = self.adapter.moe
+        if spec is None:
+            adapter = self.adapter
+            raise CapabilityError(
+                f"`{what}` needs mixture-of-experts routing, but model type {self._model_type()!r} is "
+                f"served by adapter {adapter.name!r} ({adapter.plugin or '<explicit>'}), which declares no "
+                f"`moe` spec: this is a dense model. Check `model.is_moe` first; MoE accessors work on "
+                f"models whose adapter lists the 'moe' capability in `nnrosetta adapters`."
+            )
+        return spec
+
+    def _config_int(self, key: str, what: str) -> int:
+        value = getattr(self.config, key, None)
+        if value is None:
+            raise CapabilityError(
+                f"`{what}`: adapter {self.adapter.name!r} reads config.{key}, which model type "
+                f"{self._model_type()!r} does not have; fix the adapter's MoE spec config keys."
+            )
+        return int(value)
+
+    @property
+    def num_experts(self) -> int:
+        """Number of routed experts per MoE layer."""
+        return self._config_int(self._moe_spec("num_experts").num_experts_key, "num_experts")
+
+    @property
+    def experts_per_token(self) -> int:
+        """k: the number of experts each token is routed to."""
+        return self._config_int(self._moe_spec("experts_per_token").experts_per_token_key, "experts_per_token")
+
+    @property
+    def normalizes_top_k(self) -> bool:
+        """Whether the family renormalises the chosen experts' weights to sum to 1."""
+        flag = self._moe_spec("normalizes_top_k").normalize_top_k
+        return bool(getattr(self.config, flag, False)) if isinstance(flag, str) else flag
+
+    @property
+    def moe_layers(self) -> list[int]:
+        """Indices of the layers whose ``mlp`` is a routed MoE block (some families mix in dense ones)."""
+        router = self._moe_spec("moe_layers").router
+        return [i for i in range(self.num_layers) if _has_path(self.layers[i].mlp._module, router)]
+
+    def _moe_layer(self, index: int, what: str) -> int:
+        spec = self._moe_spec(what)
+        layer = normalize_index(index, self.num_layers, "layer", "num_layers")
+        mlp = self.layers[layer].mlp._module
+        if not _has_path(mlp, spec.router):
+            raise CapabilityError(
+                f"`{what}[{index}]`: layer {layer} is dense (its mlp is {type(mlp).__name__}, with no "
+                f"`{spec.router}` router); this model's MoE layers are {self.moe_layers}."
+            )
+        self._record_moe_block_shapes()
+        return layer
+
+    def _record_moe_block_shapes(self) -> None:
+        """Keep each MoE block's (batch, seq), seen on entry, for reshaping its flat router tensors.
+
+        Routers see tokens flattened to (batch * seq, hidden), and once the router has run
+        nnsight can no longer hand out the block's input, so a plain forward pre-hook notes
+        the shape on every call. It is installed on first use, which in forward order is
+        before the block runs.
+        """
+        if "_moe_block_shapes" in self.__dict__:
+            return
+        shapes: dict[int, tuple[int, int]] = {}
+        object.__setattr__(self, "_moe_block_shapes", shapes)
+        for layer in self.moe_layers:
+            self.layers[layer].mlp._module.register_forward_pre_hook(
+                functools.partial(_note_block_shape, shapes, layer), with_kwargs=True
+            )
+
+    @property
+    def routers_output(self) -> RouterLogits:
+        """Inside a trace: router logits of layer i, (batch, seq, num_experts). Read-only."""
+        self._moe_spec("routers_output")
+        return RouterLogits(self)
+
+    @property
+    def router_top_k(self) -> RouterTopK:
+        """Inside a trace: `TopK(indices, weights)` of layer i, each (batch, seq, k); assignable."""
+        self._moe_spec("router_top_k")
+        return RouterTopK(self)
+
+    @property
+    def shared_experts_output(self) -> SharedExpertsOutput:
+        """Inside a trace: the shared expert's output of layer i, (batch, seq, hidden); assignable."""
+        self._moe_spec("shared_experts_output")
+        return SharedExpertsOutput(self)
+
+    def ablate_experts(self, layer: int, experts: Union[int, Sequence[int]]) -> None:
+        """Inside a trace, send no token of ``layer`` to ``experts``.
+
+        Each token keeps its other chosen experts; their weights are renormalised to
+        sum to 1 where the family does so (`normalizes_top_k`), else left as they are.
+        Tokens that chose none of ``experts`` are computed exactly as before. An
+        ablated slot is pointed at a kept expert with weight 0, so the ablated
+        experts receive no token at all.
+        """
+        num_experts = self.num_experts
+        chosen = [experts] if isinstance(experts, int) else list(experts)
+        if not chosen:
+            raise LayerIndexError("ablate_experts: no expert was given; pass an expert index or a list of them.")
+        ablated = torch.zeros(num_experts, dtype=torch.bool)
+        for expert in chosen:
+            ablated[normalize_index(expert, num_experts, "expert", "num_experts")] = True
+        if bool(ablated.all()):
+            raise LayerIndexError(
+                f"ablate_experts({layer}, ...) would remove all {num_experts} experts, leaving none to route "
+                f"to; to remove the whole block's contribution set `model.mlps_output[{layer}]` to zeros."
+            )
+        top = self.router_top_k[layer]
+        ablated = ablated.to(top.indices.device)
+        hit = ablated[top.indices]
+        weights = top.weights.masked_fill(hit, 0)
+        if self.normalizes_top_k:
+            total = weights.sum(dim=-1, keepdim=True)
+            renormalised = torch.where(total > 0, weights / total.clamp_min(torch.finfo(weights.dtype).tiny), weights)
+            weights = torch.where(hit.any(dim=-1, keepdim=True), renormalised, top.weights)
+        replacement = int((~ablated).nonzero()[0])
+        indices = top.indices.masked_fill(hit, replacement)
+        self.router_top_k[layer] = (indices, weights)
