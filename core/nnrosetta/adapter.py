@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
+from .attention_spec import AttentionSpec, HeadsSpec
 from .capabilities import Capability
 from .errors import InvalidAdapterError
 from .moe import MoESpec
@@ -60,6 +61,12 @@ class Adapter:
         config_keys: where the config keeps layer, head and size counts.
         final_projection: ``(model, hidden) -> logits`` when the family does more
             than ``lm_head(ln_final(hidden))``; None means exactly that.
+        attention: an `AttentionSpec` naming the `.source` labels where the family's
+            attention forward holds its post-softmax probabilities. Declaring it
+            claims `Capability.ATTENTION_PROBABILITIES`.
+        heads: a `HeadsSpec` naming where the per-head queries, keys and values, the
+            call to the attention function and the output projection are. Declaring
+            it claims `Capability.HEADS`.
         moe: a `MoESpec` (router and experts paths inside ``mlp``, what the router
             returns, expert-count config keys) for mixture-of-experts families;
             None for dense ones. Declaring it claims `Capability.MOE`.
@@ -80,6 +87,8 @@ class Adapter:
     model_classes: tuple[str, ...] = ()
     config_keys: ConfigKeys = field(default_factory=ConfigKeys)
     final_projection: Optional[FinalProjection] = None
+    attention: Optional[AttentionSpec] = None
+    heads: Optional[HeadsSpec] = None
     moe: Optional[MoESpec] = None
     tiny_configs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     known_broken: Mapping[str, str] = field(default_factory=dict)
@@ -100,6 +109,10 @@ class Adapter:
         claimed = set()
         if self.final_projection is not None:
             claimed.add(Capability.FINAL_PROJECTION)
+        if self.attention is not None:
+            claimed.add(Capability.ATTENTION_PROBABILITIES)
+        if self.heads is not None:
+            claimed.add(Capability.HEADS)
         if self.moe is not None:
             claimed.add(Capability.MOE)
         return frozenset(claimed)
@@ -143,6 +156,14 @@ class Adapter:
                 )
         if self.final_projection is not None and not callable(self.final_projection):
             refuse("final_projection", "is not callable", "Pass a function (model, hidden) -> logits.")
+        for field_name, spec_type in (("attention", AttentionSpec), ("heads", HeadsSpec)):
+            spec = getattr(self, field_name)
+            if spec is None:
+                continue
+            if not isinstance(spec, spec_type):
+                refuse(field_name, f"is a {type(spec).__name__}", f"Declare it as nnrosetta.{spec_type.__name__}(...).")
+            for problem in spec.problems():
+                refuse(field_name, problem, f"Fix the {spec_type.__name__} declaration.")
         if self.moe is not None:
             if not isinstance(self.moe, MoESpec):
                 refuse("moe", f"is a {type(self.moe).__name__}", "Declare it as nnrosetta.MoESpec(...).")
