@@ -1,10 +1,12 @@
 """nnrosetta: one interface to the internals of every transformer language model."""
 
 from .adapter import Adapter, ConfigKeys
+from .attention_spec import AttentionSpec, HeadLabels, HeadsSpec
 from .capabilities import Capability
 from .errors import (
     AccessorAssignmentError,
     AdapterConflictError,
+    AttentionImplementationError,
     CapabilityError,
     InvalidAdapterError,
     InvalidInputError,
@@ -14,6 +16,7 @@ from .errors import (
     PluginLoadError,
     RenamingError,
     ShapeError,
+    SourceLabelError,
     UnsupportedArchitectureError,
 )
 from .hookspecs import hookimpl
@@ -27,9 +30,13 @@ __all__ = [
     "AccessorAssignmentError",
     "Adapter",
     "AdapterConflictError",
+    "AttentionImplementationError",
+    "AttentionSpec",
     "Capability",
     "CapabilityError",
     "ConfigKeys",
+    "HeadLabels",
+    "HeadsSpec",
     "InvalidAdapterError",
     "InvalidInputError",
     "LayerIndexError",
@@ -40,6 +47,7 @@ __all__ = [
     "Registry",
     "RenamingError",
     "ShapeError",
+    "SourceLabelError",
     "StandardizedTransformer",
     "TopK",
     "UnsupportedArchitectureError",

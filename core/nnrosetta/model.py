@@ -15,7 +15,9 @@ from nnsight.intervention.envoy import Envoy
 
 from .accessors import ActivationAccessor, ModuleAccessor, normalize_index
 from .adapter import Adapter
+from .attention import AttentionInterface, prepare_eager_loading
 from .errors import AccessorAssignmentError, LayerIndexError, ShapeError
+from .heads import HeadsInterface
 from .loading import class_names, load_tokenizer, read_config
 from .moe import MixtureOfExpertsInterface
 from .registry import Registry, default_registry
@@ -35,7 +37,7 @@ class LayerListEnvoy(Envoy):
         )
 
 
-class StandardizedTransformer(MixtureOfExpertsInterface, TransformersModel):
+class StandardizedTransformer(AttentionInterface, HeadsInterface, MixtureOfExpertsInterface, TransformersModel):
     """A causal language model with one interface whatever its family.
 
     Args:
@@ -44,6 +46,8 @@ class StandardizedTransformer(MixtureOfExpertsInterface, TransformersModel):
         adapter: an `Adapter` or adapter name, overriding resolution by model type.
         tokenizer: the tokenizer; loaded from the model's folder when omitted.
         check: run the fast structure and shape validation at load (one tiny forward).
+        enable_attention_probs: load with eager attention so `attention_probabilities[i]`
+            can be read and written; a conflicting ``attn_implementation`` is refused.
         registry: the plugin registry to resolve adapters in (default: the process-wide one).
         **kwargs: passed on to nnsight and HuggingFace (``device_map``, ``dtype``,
             ``attn_implementation``, ``dispatch``, ...).
@@ -56,6 +60,7 @@ class StandardizedTransformer(MixtureOfExpertsInterface, TransformersModel):
         adapter: Union[Adapter, str, None] = None,
         tokenizer: Any = None,
         check: bool = True,
+        enable_attention_probs: bool = False,
         registry: Optional[Registry] = None,
         **kwargs: Any,
     ) -> None:
@@ -70,6 +75,7 @@ class StandardizedTransformer(MixtureOfExpertsInterface, TransformersModel):
         rename = {**resolved.nnsight_rename(), **(kwargs.pop("rename", None) or {})}
         envoys = {"model.layers": LayerListEnvoy, **(kwargs.pop("envoys", None) or {})}
         object.__setattr__(self, "adapter", resolved)
+        prepare_eager_loading(resolved, model, kwargs, enable_attention_probs)
         super().__init__(model, tokenizer=tokenizer, rename=rename, envoys=envoys, **kwargs)
         self._build_accessors()
         if check:

@@ -6,7 +6,33 @@ embeddings; `token_embeddings` is the token embedding alone (``wte``'s output).
 
 from __future__ import annotations
 
-from nnrosetta import Adapter, ConfigKeys, hookimpl
+from nnrosetta import Adapter, AttentionSpec, ConfigKeys, HeadLabels, HeadsSpec, hookimpl
+
+
+def _reordered_attention(config) -> str | None:
+    if getattr(config, "reorder_and_upcast_attn", False):
+        return (
+            "reorder_and_upcast_attn=True sends eager attention through GPT2Attention._upcast_and_reordered_attn, "
+            "which the declaration does not hook; load with reorder_and_upcast_attn=False"
+        )
+    return None
+
+
+def _reordered_eager_attention(config) -> str | None:
+    return _reordered_attention(config) if config._attn_implementation == "eager" else None
+
+
+#: GPT-2's fused ``c_attn`` output is split into heads by its own forward; the labels
+#: name the split (batch, heads, seq, head_dim) values, so nothing is re-implemented.
+ATTENTION = AttentionSpec(
+    probabilities=("attention_interface_1", "nn_functional_dropout_0"), refuse=_reordered_attention
+)
+HEADS = HeadsSpec(
+    labels=HeadLabels(queries="query_states_1", keys="key_states_2", values="value_states_2"),
+    output_projection="c_proj",
+    attention_call="attention_interface_1",
+    refuse=_reordered_eager_attention,
+)
 
 GPT2 = Adapter(
     name="gpt2",
@@ -17,6 +43,8 @@ GPT2 = Adapter(
         "transformer.ln_f": "ln_final",
         "attn": "self_attn",
     },
+    attention=ATTENTION,
+    heads=HEADS,
     config_keys=ConfigKeys(
         num_layers="n_layer",
         num_heads="n_head",

@@ -7,7 +7,7 @@ These types keep their blocks at ``model.layers``, each with ``self_attn`` and
 
 from __future__ import annotations
 
-from nnrosetta import Adapter, hookimpl
+from nnrosetta import Adapter, AttentionSpec, HeadLabels, HeadsSpec, hookimpl
 
 #: Model types whose HuggingFace module tree matches Llama's (each proven by the tests).
 MODEL_TYPES = (
@@ -55,10 +55,40 @@ TINY_OVERRIDES: dict[str, dict] = {
     "nemotron": {"partial_rotary_factor": 0.5},
 }
 
+#: Eager attention's probabilities: the output of the dropout (the identity in eval mode)
+#: inside the attention function the forward calls at ``attention_interface_1``.
+ATTENTION = AttentionSpec(probabilities=("attention_interface_1", "nn_functional_dropout_0"))
+
+#: Where each type's forward last assigns the per-head (batch, heads, seq, head_dim)
+#: projections before rotary (after the q/k norms of qwen3, olmo2, olmo3, apertus).
+HEAD_LABELS = HeadLabels(queries="query_states_0", keys="key_states_0", values="value_states_0")
+HEAD_LABELS_AFTER_RESHAPE = HeadLabels(queries="query_states_1", keys="key_states_1", values="value_states_1")
+HEAD_LABELS_BY_TYPE = {
+    "olmo": HEAD_LABELS_AFTER_RESHAPE,
+    "olmo2": HEAD_LABELS_AFTER_RESHAPE,
+    "olmo3": HEAD_LABELS_AFTER_RESHAPE,
+    "phi3": HEAD_LABELS_AFTER_RESHAPE,
+    "apertus": HeadLabels(queries="query_states_1", keys="key_states_1", values="value_states_0"),
+}
+
+
+def head_labels(config) -> HeadLabels:
+    """The labels for this config: by model type; stablelm's optional q/k layernorm adds one assignment."""
+    if config.model_type == "stablelm":
+        if getattr(config, "qk_layernorm", False):
+            return HeadLabels(queries="query_states_2", keys="key_states_2", values="value_states_1")
+        return HEAD_LABELS_AFTER_RESHAPE
+    return HEAD_LABELS_BY_TYPE.get(config.model_type, HEAD_LABELS)
+
+
+HEADS = HeadsSpec(labels=head_labels, output_projection="o_proj", attention_call="attention_interface_1")
+
 LLAMA = Adapter(
     name="llama",
     model_types=MODEL_TYPES,
     rename=RENAME,
+    attention=ATTENTION,
+    heads=HEADS,
     tiny_configs={t: {**TINY, **TINY_OVERRIDES.get(t, {})} for t in MODEL_TYPES},
     description="Llama-style decoders: model.layers[i].{self_attn,mlp}, model.norm, model.embed_tokens.",
 )

@@ -1,0 +1,30 @@
+"""Reading residual-stream states of many layers in one trace.
+
+Several methods (logit lens, patchscope sources, steering vectors) need the
+output of many layers at a few positions. They are read here in ONE forward
+pass, sliced to the wanted positions inside the trace so only those are kept.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+if TYPE_CHECKING:
+    from ..model import StandardizedTransformer
+
+
+def layer_outputs(
+    model: "StandardizedTransformer",
+    encoding: dict[str, torch.Tensor],
+    layers: list[int],
+    positions: list[int],
+    remote: bool = False,
+) -> torch.Tensor:
+    """``layers_output[l][:, positions]`` for each layer, as one (batch, layers, positions, hidden) tensor."""
+    saved: list[torch.Tensor] = []
+    with torch.no_grad(), model.trace(encoding, remote=remote):
+        for layer in layers:
+            saved.append(model.layers_output[layer][:, positions].save())
+    return torch.stack(saved, dim=1)
