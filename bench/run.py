@@ -1,0 +1,147 @@
+"""The one benchmark command: ``python bench/run.py`` (``make bench``).
+
+Measures nnrosetta against plain HuggingFace and raw nnsight, side by side in
+one run, prints one table with the ratios and whether each target is met, and
+writes it to ``bench/results.md`` with the machine, versions and date.
+``--quick`` runs every workload on the tiny conformance models (about a minute)
+and writes nothing unless ``--output`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+from rich.console import Console  # noqa: E402
+
+from bench.context import Models, Settings  # noqa: E402
+from bench.report import Row, environment, print_table, write_markdown  # noqa: E402
+from bench.shapes import SHAPES  # noqa: E402
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DEFAULT_OUTPUT = ROOT / "bench" / "results.md"
+
+#: workload number -> (module under bench.workloads, whether it runs once per shape)
+WORKLOADS: dict[int, tuple[str, bool]] = {
+    1: ("forward", True),
+    2: ("forward", True),
+    3: ("forward", True),
+    4: ("logit_lens", True),
+    5: ("patching", True),
+    6: ("attribution", True),
+    7: ("loading", True),
+    8: ("check_all_tiny", False),
+    9: ("memory", True),
+}
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="bench/run.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny models only: a ~1 minute smoke run")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    parser.add_argument("--dtype", default="float32", choices=sorted(DTYPES))
+    parser.add_argument("--shape", default=None, choices=sorted(SHAPES),
+                        help="model shapes: small (GPT-2-small sized, default), large (for a GPU), tiny")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per variant (at least 5)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed runs per variant first")
+    parser.add_argument("--only", default="", help="comma-separated workload numbers, e.g. 1,2,3,7")
+    parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
+    parser.add_argument("--output", type=Path, default=None,
+                        help=f"markdown file to write (default {DEFAULT_OUTPUT.relative_to(ROOT)}; "
+                             "none with --quick)")
+    args = parser.parse_args(argv)
+    if args.repeats < 5:
+        parser.error(f"--repeats must be at least 5 (medians of fewer runs are too noisy), got {args.repeats}")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error("--device cuda was asked for but torch sees no CUDA device on this machine")
+    if args.shape is None:
+        args.shape = "tiny" if args.quick else ("large" if args.device.startswith("cuda") else "small")
+    if args.output is None and not args.quick:
+        args.output = DEFAULT_OUTPUT
+    return args
+
+
+def selected(only: str) -> list[int]:
+    if not only:
+        return sorted(WORKLOADS)
+    numbers = sorted({int(part) for part in only.split(",") if part.strip()})
+    unknown = [n for n in numbers if n not in WORKLOADS]
+    if unknown:
+        raise SystemExit(f"unknown workload number(s) {unknown}; choose from {sorted(WORKLOADS)}")
+    return numbers
+
+
+def settings_for(args: argparse.Namespace) -> Settings:
+    if args.quick:
+        return Settings(args.device, DTYPES[args.dtype], args.repeats, args.warmup, quick=True)
+    return Settings(args.device, DTYPES[args.dtype], args.repeats, args.warmup)
+
+
+def workload_runner(module_name: str) -> Callable:
+    module = __import__(f"bench.workloads.{module_name}", fromlist=["run"])
+    return module.run
+
+
+def run_all(args: argparse.Namespace, console: Console) -> tuple[list[Row], list[str]]:
+    settings = settings_for(args)
+    numbers = selected(args.only)
+    modules = list(dict.fromkeys(WORKLOADS[n][0] for n in numbers))
+    rows: list[Row] = []
+    notes: list[str] = []
+    for shape in SHAPES[args.shape]:
+        models = Models(shape, settings)
+        for module_name in modules:
+            if not WORKLOADS[next(n for n in numbers if WORKLOADS[n][0] == module_name)][1]:
+                continue
+            started = time.perf_counter()
+            console.print(f"[dim]{shape.name}: {module_name} ...[/]", end=" ")
+            rows += workload_runner(module_name)(models, settings)
+            console.print(f"[dim]{time.perf_counter() - started:.1f} s[/]")
+        models.release()
+    for module_name in modules:
+        if not WORKLOADS[next(n for n in numbers if WORKLOADS[n][0] == module_name)][1]:
+            started = time.perf_counter()
+            console.print(f"[dim]{module_name} ...[/]", end=" ")
+            rows += workload_runner(module_name)(None, settings)
+            console.print(f"[dim]{time.perf_counter() - started:.1f} s[/]")
+    return rows, notes
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    warnings.filterwarnings("ignore")
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+    transformers_logging.set_verbosity_error()
+    console = Console() if sys.stdout.isatty() else Console(width=170)
+    started = time.perf_counter()
+    rows, notes = run_all(args, console)
+    elapsed = time.perf_counter() - started
+    info = environment(args.device, args.dtype, torch.get_num_threads())
+    info["load average at end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    info["wall time"] = f"{elapsed:.0f} s"
+    title = f"nnrosetta overheads ({args.shape} shapes, {args.device}/{args.dtype}, median of {args.repeats} runs)"
+    print_table(rows, title, console)
+    if args.output:
+        command = "python bench/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
+        write_markdown(args.output, rows, info, command.strip(), notes)
+        console.print(f"written to {args.output}")
+    console.print(f"wall time {elapsed:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per workload of issue #7; each exposes ``run(models, settings) -> list[Row]``."""
