@@ -341,13 +341,14 @@ class MixtureOfExpertsInterface:
         return SharedExpertsOutput(self)
 
     def ablate_experts(self, layer: int, experts: Union[int, Sequence[int]]) -> None:
-        """Inside a trace, send no token of ``layer`` to ``experts``.
+        """Inside a trace, let no token of ``layer`` take anything from ``experts``.
 
         Each token keeps its other chosen experts; their weights are renormalised to
         sum to 1 where the family does so (`normalizes_top_k`), else left as they are.
-        Tokens that chose none of ``experts`` are computed exactly as before. An
-        ablated slot is pointed at a kept expert with weight 0, so the ablated
-        experts receive no token at all.
+        A slot that chose an ablated expert keeps its index with weight 0: the family's
+        fused kernels then group tokens exactly as before, so tokens that chose none of
+        ``experts`` are computed bit for bit as without the ablation (pointing the slot
+        at another expert would regroup tokens and change their rounding).
         """
         num_experts = self.num_experts
         chosen = [experts] if isinstance(experts, int) else list(experts)
@@ -356,11 +357,6 @@ class MixtureOfExpertsInterface:
         ablated = torch.zeros(num_experts, dtype=torch.bool)
         for expert in chosen:
             ablated[normalize_index(expert, num_experts, "expert", "num_experts")] = True
-        if bool(ablated.all()):
-            raise LayerIndexError(
-                f"ablate_experts({layer}, ...) would remove all {num_experts} experts, leaving none to route "
-                f"to; to remove the whole block's contribution set `model.mlps_output[{layer}]` to zeros."
-            )
         top = self.router_top_k[layer]
         ablated = ablated.to(top.indices.device)
         hit = ablated[top.indices]
@@ -369,6 +365,4 @@ class MixtureOfExpertsInterface:
             total = weights.sum(dim=-1, keepdim=True)
             renormalised = torch.where(total > 0, weights / total.clamp_min(torch.finfo(weights.dtype).tiny), weights)
             weights = torch.where(hit.any(dim=-1, keepdim=True), renormalised, top.weights)
-        replacement = int((~ablated).nonzero()[0])
-        indices = top.indices.masked_fill(hit, replacement)
-        self.router_top_k[layer] = (indices, weights)
+        self.router_top_k[layer] = (top.indices, weights)
