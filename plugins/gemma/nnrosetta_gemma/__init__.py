@@ -1,0 +1,94 @@
+"""nnrosetta plugin for the Gemma family: ``gemma``, ``gemma2``, ``gemma3_text``.
+
+The module tree is Llama's (``model.layers[i].{self_attn,mlp}``, ``model.norm``,
+``model.embed_tokens``), so the rename map is the same. Three things differ and
+are documented in docs/gemma.md:
+
+- Final projection. Gemma 2 (and Gemma 3 where its config sets it) soft-caps the
+  logits: ``cap * tanh(lm_head(norm(h)) / cap)`` with ``cap =
+  config.final_logit_softcapping``. `softcapped_projection` does exactly that, so
+  ``project_on_vocab`` and ``get_topk_closest_tokens`` see the model's own
+  distribution. Gemma 1 has no cap and gets the plain projection.
+- Embedding scale. In transformers 5 the sqrt(hidden_size) scale lives inside the
+  embedding module (``*ScaledWordEmbedding``), so ``token_embeddings`` (the
+  module's output) is the scaled embedding: exactly what the first layer reads.
+- Sandwich norms. Gemma 2/3 layers normalise around each sublayer:
+  ``h + post_attention_layernorm(self_attn(input_layernorm(h)))`` and then
+  ``h + post_feedforward_layernorm(mlp(pre_feedforward_layernorm(h)))``.
+  ``attentions_output[i]`` / ``mlps_output[i]`` are the modules' own outputs, before
+  the post-norms; ``mlps_input[i]`` is after ``pre_feedforward_layernorm``.
+
+``gemma3`` (the image-text model) is not claimed: see `GEMMA3_MULTIMODAL_NOTE`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+from nnrosetta import Adapter, hookimpl
+
+if TYPE_CHECKING:
+    from nnrosetta import StandardizedTransformer
+
+MODEL_TYPES = ("gemma", "gemma2", "gemma3_text")
+
+RENAME = {
+    "model.embed_tokens": "embed_tokens",
+    "model.layers": "layers",
+    "model.norm": "ln_final",
+}
+
+
+def softcapped_projection(model: "StandardizedTransformer", hidden: torch.Tensor) -> torch.Tensor:
+    """Logits as the family computes them: final norm, lm_head, then the soft cap if configured.
+
+    The operations are those of ``Gemma2ForCausalLM.forward`` in the same order, so the
+    result is bit-identical to the model's logits for the last layer's output.
+    """
+    logits = model.lm_head(model.ln_final(hidden))
+    cap = getattr(model.config, "final_logit_softcapping", None)
+    if cap is not None:
+        logits = logits / cap
+        logits = torch.tanh(logits)
+        logits = logits * cap
+    return logits
+
+
+TINY = {
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "head_dim": 8,
+    "max_position_embeddings": 128,
+}
+
+#: Sliding and global layers alternate; a window of 4 tokens makes them differ on short prompts,
+#: and a cap of 0.5 makes soft-capping change random-weight logits visibly.
+TINY_SLIDING = {
+    "sliding_window": 4,
+    "layer_types": ["sliding_attention", "full_attention"],
+    "final_logit_softcapping": 0.5,
+    "query_pre_attn_scalar": 8,
+}
+
+GEMMA = Adapter(
+    name="gemma",
+    model_types=MODEL_TYPES,
+    rename=RENAME,
+    final_projection=softcapped_projection,
+    tiny_configs={
+        "gemma": dict(TINY),
+        "gemma2": {**TINY, **TINY_SLIDING},
+        "gemma3_text": {**TINY, **TINY_SLIDING},
+    },
+    description="Gemma 1/2/3 text decoders: soft-capped final logits, scaled embeddings, sandwich norms.",
+)
+
+
+@hookimpl
+def register_adapters(register) -> None:
+    register(GEMMA)
