@@ -1,0 +1,472 @@
+"""The base conformance checks: the guarantees every adapter makes, whatever its family.
+
+Each check feeds the model the suite's left-padded probe batch and compares what
+the standard interface gives with what the plain HuggingFace model computes, so
+a failure names the accessor, the layer and the numbers that disagree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING, Any, Optional
+
+import torch
+
+from nnrosetta.errors import RenamingError
+from nnrosetta.validation import check_structure
+
+from .base import CheckFailure, CheckSkipped, before_suite, check, current_probe, expect, suite_state
+
+if TYPE_CHECKING:
+    from nnrosetta.model import StandardizedTransformer
+
+#: Per-layer accessors in the order the forward reaches them.
+LAYER_ACCESSORS = (
+    "layers_input",
+    "attentions_input",
+    "attentions_output",
+    "mlps_input",
+    "mlps_output",
+    "layers_output",
+)
+#: Accessors whose edit must reach the logits.
+EDITED_ACCESSORS = ("attentions_output", "mlps_output", "layers_output")
+GENERATED_TOKENS = 3
+#: Float tolerances, in units of the logits' dtype epsilon at the logits' scale.
+PROJECTION_ULPS = 64
+PADDING_ULPS = 1024
+
+
+def _device(model: "StandardizedTransformer") -> torch.device:
+    return next(model._module.parameters()).device
+
+
+def _inputs(model: "StandardizedTransformer") -> dict[str, torch.Tensor]:
+    return current_probe(model).inputs(_device(model))
+
+
+def _tolerance(reference: torch.Tensor, ulps: int) -> float:
+    scale = max(1.0, float(reference.detach().abs().max()))
+    return ulps * torch.finfo(reference.dtype).eps * scale
+
+
+def _where_differs(seen: torch.Tensor, expected: torch.Tensor) -> str:
+    """Where two tensors differ most, as 'max |Δ| = x at index (...)'."""
+    difference = (seen.detach().float() - expected.detach().float()).abs()
+    index = tuple(int(i) for i in torch.unravel_index(difference.argmax(), difference.shape))
+    return f"max |Δ| = {float(difference.max()):.3g} at index {index}"
+
+
+def plain_logits(model: "StandardizedTransformer") -> torch.Tensor:
+    """Logits of an nnsight trace of the probe with no intervention."""
+    with torch.no_grad(), model.trace(_inputs(model)):
+        logits = model.logits.save()
+    return logits
+
+
+def _shape(value: Any) -> Any:
+    return tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+
+
+# -- structure -------------------------------------------------------------------
+
+
+@check("structure", gate=True)
+def structure(model: "StandardizedTransformer") -> None:
+    """Every standard module resolves, and the layers are homogeneous."""
+    try:
+        check_structure(model)
+    except RenamingError as error:
+        raise CheckFailure(str(error)) from None
+    for name in ("layers", "self_attn"):
+        classes: dict[str, list[int]] = {}
+        for index in range(model.num_layers):
+            module = model.layers[index] if name == "layers" else model.layers[index].self_attn
+            classes.setdefault(type(module._module).__name__, []).append(index)
+        expect(
+            len(classes) == 1,
+            f"`{name}` is not homogeneous: expected one module class across the {model.num_layers} layers, "
+            f"saw " + "; ".join(f"{cls} at layers {where}" for cls, where in classes.items())
+            + ". The rename map points the standard name at modules of different kinds.",
+        )
+
+
+# -- shapes ----------------------------------------------------------------------
+
+
+@check("accessor_shapes")
+def accessor_shapes(model: "StandardizedTransformer") -> None:
+    """Every accessor is a (batch, seq, hidden) tensor, logits (batch, seq, vocab)."""
+    probe = current_probe(model)
+    batch, seq = probe.batch_size, probe.sequence_length
+    seen: dict[str, Any] = {}
+    with torch.no_grad(), model.trace(_inputs(model)):
+        input_ids = model.input_ids.save()
+        attention_mask = model.attention_mask.save()
+        seen["token_embeddings"] = _shape(model.token_embeddings)
+        for index in range(model.num_layers):
+            for name in LAYER_ACCESSORS:
+                seen[f"{name}[{index}]"] = _shape(getattr(model, name)[index])
+        seen["logits"] = _shape(model.logits)
+        seen["next_token_probs"] = _shape(model.next_token_probs)
+        probability_sums = model.next_token_probs.sum(-1).save()
+    hidden = (batch, seq, model.hidden_size)
+    expected = {name: hidden for name in seen}
+    expected["logits"] = (batch, seq, model.vocab_size)
+    expected["next_token_probs"] = (batch, model.vocab_size)
+    wrong = [f"{name} is {seen[name]}, expected {shape}" for name, shape in expected.items() if seen[name] != shape]
+    expect(
+        not wrong,
+        f"on a ({batch}, {seq}) probe with hidden_size={model.hidden_size}, vocab_size={model.vocab_size}: "
+        + "; ".join(wrong)
+        + ". The rename map points these names at modules that do not carry the residual-stream "
+        "state, or the adapter's config_keys read the wrong sizes.",
+    )
+    expect(
+        torch.equal(input_ids.cpu(), probe.input_ids),
+        f"input_ids inside the trace differ from the ids passed: saw {input_ids.tolist()}, "
+        f"expected {probe.input_ids.tolist()}.",
+    )
+    expect(
+        attention_mask is not None and torch.equal(attention_mask.cpu(), probe.attention_mask),
+        f"attention_mask inside the trace differs from the mask passed: saw "
+        f"{None if attention_mask is None else attention_mask.tolist()}, expected {probe.attention_mask.tolist()}.",
+    )
+    expect(
+        torch.allclose(probability_sums.float(), torch.ones_like(probability_sums.float()), atol=1e-3),
+        f"next_token_probs rows should sum to 1, saw sums {probability_sums.tolist()}.",
+    )
+
+
+# -- fidelity --------------------------------------------------------------------
+
+
+@check("fidelity")
+def fidelity(model: "StandardizedTransformer") -> None:
+    """Logits are bit-identical to the plain HuggingFace model on the same left-padded batch."""
+    probe = current_probe(model)
+    device = _device(model)
+    traced = plain_logits(model)
+    with torch.no_grad():
+        reference = model._module(**probe.inputs(device), position_ids=probe.position_ids.to(device)).logits
+    expect(
+        traced.shape == reference.shape,
+        f"traced logits have shape {tuple(traced.shape)}, the plain HuggingFace model gives {tuple(reference.shape)}.",
+    )
+    expect(
+        torch.equal(traced, reference),
+        f"traced logits are not bit-identical to the plain HuggingFace model's (called with input_ids, "
+        f"attention_mask and position_ids = cumsum(mask) - 1): {_where_differs(traced, reference)}. "
+        f"Something in the wrapping changes the computation.",
+    )
+
+
+# -- writes ----------------------------------------------------------------------
+
+
+def _write_back(model: "StandardizedTransformer", names: tuple[str, ...], embeddings: bool) -> torch.Tensor:
+    """Logits of a trace that writes a copy of each named accessor's own value back."""
+    with torch.no_grad(), model.trace(_inputs(model)):
+        if embeddings:
+            model.token_embeddings = model.token_embeddings.clone()
+        for index in range(model.num_layers):
+            for name in names:
+                accessor = getattr(model, name)
+                accessor[index] = accessor[index].clone()
+        logits = model.logits.save()
+    return logits
+
+
+@check("write_identity")
+def write_identity(model: "StandardizedTransformer") -> None:
+    """Writing each accessor's own value back leaves the logits bit-identical."""
+    clean = plain_logits(model)
+    written = _write_back(model, LAYER_ACCESSORS, embeddings=True)
+    if torch.equal(written, clean):
+        return
+    culprits = [name for name in LAYER_ACCESSORS if not torch.equal(_write_back(model, (name,), False), clean)]
+    if not torch.equal(_write_back(model, (), True), clean):
+        culprits.insert(0, "token_embeddings")
+    raise CheckFailure(
+        f"writing each accessor's own value back changed the logits ({_where_differs(written, clean)}); "
+        f"the writes that change them on their own: {', '.join(culprits) or 'none alone (only together)'}. "
+        f"The accessor repacks the module's value in a form the family does not read the same way."
+    )
+
+
+@check("write_effect")
+def write_effect(model: "StandardizedTransformer") -> None:
+    """Changing layers_output[i], attentions_output[i], mlps_output[i] changes the logits."""
+    clean = plain_logits(model)
+    generator = torch.Generator().manual_seed(0)
+    direction = torch.randn(model.hidden_size, generator=generator)
+    tolerance = _tolerance(clean, PROJECTION_ULPS)
+    problems = []
+    for name in EDITED_ACCESSORS:
+        for index in range(model.num_layers):
+            with torch.no_grad(), model.trace(_inputs(model)):
+                value = getattr(model, name)[index]
+                edited = value.clone()
+                scale = float(value.detach().abs().max()) + 1.0
+                edited[:, -1] += scale * direction.to(value.device, value.dtype)
+                getattr(model, name)[index] = edited
+                logits = model.logits.save()
+            last_change = (logits[:, -1] - clean[:, -1]).abs().amax(-1)
+            if not bool((last_change > 0).all()):
+                problems.append(
+                    f"{name}[{index}]: editing the last position left the last logits unchanged in rows "
+                    f"{(last_change == 0).nonzero().flatten().tolist()}"
+                )
+            earlier = (logits[:, :-1] - clean[:, :-1]).abs()
+            if earlier.numel() and float(earlier.max()) > tolerance:
+                problems.append(
+                    f"{name}[{index}]: editing the last position changed earlier positions' logits "
+                    f"(max |Δ| = {float(earlier.max()):.3g} > {tolerance:.3g})"
+                )
+    expect(
+        not problems,
+        "an edit of the last position should change the last logits and no earlier ones: "
+        + "; ".join(problems)
+        + ". The accessor reads or writes a value the forward does not use downstream.",
+    )
+
+
+# -- consistency -----------------------------------------------------------------
+
+
+@check("residual_chain")
+def residual_chain(model: "StandardizedTransformer") -> None:
+    """layers_input[i+1] equals layers_output[i]."""
+    if model.num_layers < 2:
+        raise CheckSkipped("the model has one layer: there is no pair of consecutive layers to compare")
+    pairs: list[tuple[torch.Tensor, torch.Tensor]] = []
+    with torch.no_grad(), model.trace(_inputs(model)):
+        for index in range(model.num_layers - 1):
+            output = model.layers_output[index].save()
+            following = model.layers_input[index + 1].save()
+            pairs.append((output, following))
+    broken = [
+        f"layers_input[{i + 1}] vs layers_output[{i}]: {_where_differs(following, output)}"
+        if following.shape == output.shape
+        else f"layers_input[{i + 1}] is {tuple(following.shape)}, layers_output[{i}] is {tuple(output.shape)}"
+        for i, (output, following) in enumerate(pairs)
+        if not (following.shape == output.shape and torch.equal(following, output))
+    ]
+    expect(
+        not broken,
+        "each layer's input should be the previous layer's output exactly: "
+        + "; ".join(broken)
+        + ". The family changes the residual stream between layers, or `layers` is not the decoder-block list.",
+    )
+
+
+@check("final_projection")
+def final_projection(model: "StandardizedTransformer") -> None:
+    """project_on_vocab(layers_output[-1]) equals the logits (to float tolerance)."""
+    with torch.no_grad(), model.trace(_inputs(model)):
+        last = model.layers_output[-1].save()
+        logits = model.logits.save()
+    with torch.no_grad():
+        projected = model.project_on_vocab(last)
+    expect(
+        projected.shape == logits.shape,
+        f"project_on_vocab(layers_output[-1]) has shape {tuple(projected.shape)}, logits {tuple(logits.shape)}.",
+    )
+    tolerance = _tolerance(logits, PROJECTION_ULPS)
+    difference = float((projected.float() - logits.float()).abs().max())
+    declared = (
+        "the adapter's final_projection"
+        if model.adapter.final_projection is not None
+        else "lm_head(ln_final(h)) (the adapter declares no final_projection)"
+    )
+    expect(
+        difference <= tolerance,
+        f"project_on_vocab(layers_output[-1]) through {declared} differs from the logits: "
+        f"{_where_differs(projected, logits)} > tolerance {tolerance:.3g}. The family does more between the "
+        f"last layer and the logits; declare it in the adapter's `final_projection`.",
+    )
+
+
+@check("padding_invariance")
+def padding_invariance(model: "StandardizedTransformer") -> None:
+    """Last-token logits of a left-padded batch match each prompt run alone."""
+    probe = current_probe(model)
+    batched = plain_logits(model)[:, -1]
+    tolerance = _tolerance(batched, PADDING_ULPS)
+    device = _device(model)
+    problems = []
+    for row in range(probe.batch_size):
+        ids = probe.row(row).to(device)
+        with torch.no_grad(), model.trace({"input_ids": ids, "attention_mask": torch.ones_like(ids)}):
+            alone = model.logits[:, -1].save()
+        difference = float((alone[0].float() - batched[row].float()).abs().max())
+        if difference > tolerance:
+            padding = probe.sequence_length - ids.shape[1]
+            problems.append(f"row {row} ({padding} padding tokens): max |Δ| = {difference:.3g}")
+    expect(
+        not problems,
+        f"last-token logits in the left-padded batch should match each prompt alone within "
+        f"{PADDING_ULPS} ulp of the logits' scale ({tolerance:.3g}): "
+        + "; ".join(problems)
+        + ". Padding leaks into real tokens: check the attention mask and position ids the family uses.",
+    )
+
+
+# -- gradients and generation ----------------------------------------------------
+
+
+@check("gradients")
+def gradients(model: "StandardizedTransformer") -> None:
+    """A backward pass from a logit reaches layers_output[i] with a gradient of its shape."""
+    parameters = list(model._module.parameters())
+    flags = [p.requires_grad for p in parameters]
+    outputs: list[torch.Tensor] = []
+    grads: dict[int, Any] = {}
+    try:
+        for parameter in parameters:
+            parameter.requires_grad_(False)
+        with torch.enable_grad(), model.trace(_inputs(model)):
+            model.token_embeddings = model.token_embeddings.detach().clone().requires_grad_(True)
+            for index in range(model.num_layers):
+                outputs.append(model.layers_output[index])
+            logits = model.logits
+            target = logits[0, -1, logits[0, -1].argmax()]
+            with target.backward():
+                for index in reversed(range(model.num_layers)):
+                    grads[index] = outputs[index].grad.save()
+    finally:
+        for parameter, flag in zip(parameters, flags):
+            parameter.requires_grad_(flag)
+    problems = []
+    for index in range(model.num_layers):
+        grad, output = grads.get(index), outputs[index]
+        if grad is None:
+            problems.append(f"layers_output[{index}] received no gradient")
+        elif grad.shape != output.shape:
+            problems.append(f"layers_output[{index}].grad is {tuple(grad.shape)}, expected {tuple(output.shape)}")
+        elif not bool(torch.isfinite(grad).all()):
+            problems.append(f"layers_output[{index}].grad holds non-finite values")
+        elif float(grad[0, -1].abs().max()) == 0.0:
+            problems.append(f"layers_output[{index}].grad is zero at the position the logit was taken from")
+        elif grad.shape[0] > 1 and float(grad[1:].abs().max()) != 0.0:
+            problems.append(f"layers_output[{index}].grad leaks into other batch rows")
+    expect(
+        not problems,
+        "a backward pass from the last logit of row 0 should reach every layers_output with a gradient "
+        "of its shape, nonzero at that position and zero in other rows: " + "; ".join(problems) + ".",
+    )
+
+
+def _generate(model: "StandardizedTransformer", push: Optional[torch.Tensor]) -> tuple[torch.Tensor, list]:
+    """Generate GENERATED_TOKENS greedily; ``push`` is added to layers_output[-1] at every step."""
+    probe = current_probe(model)
+    steps: list = []
+    options = {"max_new_tokens": GENERATED_TOKENS, "min_new_tokens": GENERATED_TOKENS, "do_sample": False}
+    if model.tokenizer.pad_token_id is not None:
+        options["pad_token_id"] = model.tokenizer.pad_token_id
+    with torch.no_grad(), model.generate(probe.inputs(_device(model)), **options) as tracer:
+        for _ in tracer.iter[:GENERATED_TOKENS]:
+            hidden = model.layers_output[-1]
+            steps.append(tuple(hidden.shape))
+            if push is not None:
+                model.layers_output[-1] = hidden + push.to(hidden.device, hidden.dtype)
+        result = tracer.result.save()
+    return result[:, probe.sequence_length :].cpu(), steps
+
+
+def _forced_token(model: "StandardizedTransformer", push: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad(), model.trace(_inputs(model)):
+        hidden = model.layers_output[-1]
+        model.layers_output[-1] = hidden + push.to(hidden.device, hidden.dtype)
+        chosen = model.logits[:, -1].argmax(-1).save()
+    return chosen.cpu()
+
+
+@check("generation")
+def generation(model: "StandardizedTransformer") -> None:
+    """Interventions apply at every step of a 3-token generation."""
+    clean, steps = _generate(model, None)
+    expect(
+        len(steps) == GENERATED_TOKENS,
+        f"tracer.iter[:{GENERATED_TOKENS}] reached layers_output[-1] at {len(steps)} steps, expected {GENERATED_TOKENS}.",
+    )
+    with torch.no_grad(), model.trace(_inputs(model)):
+        scale = model.layers_output[-1].abs().max().save()
+    special = set(model.tokenizer.all_special_ids)
+    generator = torch.Generator().manual_seed(0)
+    # A push that dwarfs the hidden state makes the next token that of the push alone;
+    # find one whose token the clean generation never produces, so each step shows it.
+    for _attempt in range(16):
+        push = torch.randn(model.hidden_size, generator=generator) * 1e3 * (float(scale) + 1.0)
+        forced = _forced_token(model, push)
+        token = int(forced[0])
+        if bool((forced == token).all()) and token not in special and not bool((clean == token).any()):
+            break
+    else:
+        raise CheckFailure(
+            "could not find a steering direction whose forced token differs from the clean generation in 16 tries; "
+            f"the last layer's output seems not to reach the logits (forced tokens seen: {forced.tolist()})."
+        )
+    steered, steps = _generate(model, push)
+    missed = [
+        f"step {step}: generated {steered[:, step].tolist()}"
+        for step in range(steered.shape[1])
+        if not bool((steered[:, step] == token).all())
+    ]
+    expect(
+        steered.shape[1] == GENERATED_TOKENS and not missed,
+        f"an edit of layers_output[-1] applied at every step of a {GENERATED_TOKENS}-token generation should "
+        f"force token {token} at each step in every row (clean generation: {clean.tolist()}); "
+        + ("; ".join(missed) or f"only {steered.shape[1]} tokens were generated")
+        + ". The intervention does not apply at every generation step.",
+    )
+
+
+# -- state -----------------------------------------------------------------------
+
+
+def _fingerprint(model: "StandardizedTransformer") -> dict[str, Any]:
+    """Weights (a hash per tensor), requires_grad flags, training mode, and the probe's logits."""
+    hashes = {}
+    for name, tensor in [*model._module.named_parameters(), *model._module.named_buffers()]:
+        data = tensor.detach().cpu().contiguous()
+        hashes[name] = hashlib.sha256(data.view(torch.uint8).numpy().tobytes()).hexdigest() if data.numel() else ""
+    return {
+        "hashes": hashes,
+        "requires_grad": {n: p.requires_grad for n, p in model._module.named_parameters()},
+        "training": model._module.training,
+        "logits": plain_logits(model),
+    }
+
+
+@before_suite
+def record_state(model: "StandardizedTransformer") -> None:
+    """Remember the weights and a plain run's logits so `state_restored` can compare."""
+    suite_state()["state_before"] = _fingerprint(model)
+
+
+@check("state_restored", last=True)
+def state_restored(model: "StandardizedTransformer") -> None:
+    """After the whole suite, weights are unchanged and a plain run gives the same logits."""
+    state = suite_state()
+    before = state.get("state_before")
+    if before is None and "error:record_state" in state:
+        raise CheckFailure(f"the state could not be recorded before the suite: {state['error:record_state']}")
+    if before is None:
+        raise CheckSkipped("no state was recorded before the suite; run it through nnrosetta_conformance.run")
+    after = _fingerprint(model)
+    changed = [name for name, digest in before["hashes"].items() if after["hashes"].get(name) != digest]
+    changed += [name for name in after["hashes"] if name not in before["hashes"]]
+    flags = [name for name, flag in before["requires_grad"].items() if after["requires_grad"].get(name) != flag]
+    expect(not changed, f"the suite changed weights or buffers: {', '.join(changed[:10])}.")
+    expect(not flags, f"the suite changed requires_grad of: {', '.join(flags[:10])}.")
+    expect(
+        before["training"] == after["training"],
+        f"the suite left the model in {'training' if after['training'] else 'eval'} mode; it was "
+        f"{'training' if before['training'] else 'eval'}.",
+    )
+    expect(
+        torch.equal(before["logits"], after["logits"]),
+        f"a plain run after the suite gives other logits than before it: "
+        f"{_where_differs(after['logits'], before['logits'])}. An intervention was left installed.",
+    )
