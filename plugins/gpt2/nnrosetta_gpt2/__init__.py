@@ -6,7 +6,7 @@ embeddings; `token_embeddings` is the token embedding alone (``wte``'s output).
 
 from __future__ import annotations
 
-from nnrosetta import Adapter, AttentionSpec, ConfigKeys, HeadLabels, HeadsSpec, hookimpl
+from nnrosetta import Adapter, AttentionSpec, ConfigKeys, HeadsSpec, hookimpl
 
 
 def _reordered_attention(config) -> str | None:
@@ -22,13 +22,12 @@ def _reordered_eager_attention(config) -> str | None:
     return _reordered_attention(config) if config._attn_implementation == "eager" else None
 
 
-#: GPT-2's fused ``c_attn`` output is split into heads by its own forward; the labels
-#: name the split (batch, heads, seq, head_dim) values, so nothing is re-implemented.
+#: GPT-2 fuses queries, keys and values in ``c_attn``'s output; the core splits it into heads.
 ATTENTION = AttentionSpec(
     probabilities=("attention_interface_1", "nn_functional_dropout_0"), refuse=_reordered_attention
 )
 HEADS = HeadsSpec(
-    labels=HeadLabels(queries="query_states_1", keys="key_states_2", values="value_states_2"),
+    fused_projection="c_attn",
     output_projection="c_proj",
     attention_call="attention_interface_1",
     refuse=_reordered_eager_attention,
