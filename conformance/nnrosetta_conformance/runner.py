@@ -210,10 +210,11 @@ def tiny_adapter(model_type: str, adapter: Union[Adapter, str, None], registry: 
     return chosen
 
 
-def tiny_targets(registry: Optional[Registry] = None) -> list[tuple[Adapter, str]]:
-    """(adapter, model_type) for every type each installed adapter ships a tiny config for."""
+def tiny_targets(registry: Optional[Registry] = None, adapter: Optional[str] = None) -> list[tuple[Adapter, str]]:
+    """(adapter, model_type) for every type each installed adapter (or the one named) ships a tiny config for."""
     registry = registry or default_registry()
-    return [(a, t) for a in registry.adapters() for t in a.model_types if t in a.tiny_configs]
+    adapters = [registry.adapter(adapter)] if adapter else registry.adapters()
+    return [(a, t) for a in adapters for t in a.model_types if t in a.tiny_configs]
 
 
 # -- whole runs ------------------------------------------------------------------
@@ -248,29 +249,30 @@ def run_all_tiny(
     checks: Optional[Iterable[str]] = None,
     *,
     registry: Optional[Registry] = None,
+    adapter: Optional[str] = None,
     on_model: Optional[Callable[[str, int], None]] = None,
     on_result: Optional[ResultCallback] = None,
     command: str = "",
 ) -> SuiteRun:
-    """Run the suite on a tiny model of every type every installed adapter claims."""
+    """Run the suite on a tiny model of every type every installed adapter (or the one named) claims."""
     registry = registry or default_registry()
     selected = select_checks(checks)
     started = time.perf_counter()
     reports = []
-    for adapter, model_type in tiny_targets(registry):
+    for served_by, model_type in tiny_targets(registry, adapter):
         if on_model is not None:
-            on_model(f"{model_type} ({adapter.name})", len(selected))
+            on_model(f"{model_type} ({served_by.name})", len(selected))
         target = f"{TINY_PREFIX}{model_type}"
         model_started = time.perf_counter()
         try:
-            report = run(target, [c.name for c in selected], adapter=adapter, registry=registry, on_result=on_result)
+            report = run(target, [c.name for c in selected], adapter=served_by, registry=registry, on_result=on_result)
         except Exception as error:  # noqa: BLE001 - one broken type must not hide the others
             message = f"not run: the tiny model failed to build or load: {type(error).__name__}: {error}"
             results = [CheckResult(c.name, FAILED, message) for c in selected]
             for result in results:
                 if on_result is not None:
                     on_result(result)
-            report = Report(target, model_type, adapter.name, adapter.plugin, results, time.perf_counter() - model_started)
+            report = Report(target, model_type, served_by.name, served_by.plugin, results, time.perf_counter() - model_started)
         reports.append(report)
     return SuiteRun(reports, versions(registry), command, time.perf_counter() - started)
 

@@ -18,7 +18,7 @@ from rich.console import Console
 
 from ..errors import NnrosettaError
 
-COMMANDS = ("adapters", "demo", "lens")
+COMMANDS = ("adapters", "check", "demo", "lens")
 
 USAGE_ERROR = 2
 
