@@ -78,6 +78,7 @@ class StandardizedTransformer(AttentionInterface, HeadsInterface, MixtureOfExper
         prepare_eager_loading(resolved, model, kwargs, enable_attention_probs)
         super().__init__(model, tokenizer=tokenizer, rename=rename, envoys=envoys, **kwargs)
         self._build_accessors()
+        self._record_moe_block_shapes()
         if check:
             validate(self)
 

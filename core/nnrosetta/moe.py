@@ -310,13 +310,14 @@ class MixtureOfExpertsInterface:
 
         Routers see tokens flattened to (batch * seq, hidden), and once the router has run
         nnsight can no longer hand out the block's input, so a plain forward pre-hook notes
-        the shape on every call. It is installed on first use, which in forward order is
-        before the block runs.
+        the shape on every call. Installed once, when the model is wrapped; a no-op for
+        dense models. Installed again if the wrapped module was replaced (a lazy dispatch).
         """
-        if "_moe_block_shapes" in self.__dict__:
+        if self.adapter.moe is None or self.__dict__.get("_moe_hooked_module") is self._module:
             return
         shapes: dict[int, tuple[int, int]] = {}
         object.__setattr__(self, "_moe_block_shapes", shapes)
+        object.__setattr__(self, "_moe_hooked_module", self._module)
         for layer in self.moe_layers:
             self.layers[layer].mlp._module.register_forward_pre_hook(
                 functools.partial(_note_block_shape, shapes, layer), with_kwargs=True
