@@ -1,7 +1,7 @@
 """nnrosetta: one interface to the internals of every transformer language model."""
 
 from .adapter import Adapter, ConfigKeys
-from .attention_spec import AttentionSpec, HeadLabels, HeadsSpec
+from .attention_spec import AttentionSpec, CallArgument, HeadLabels, HeadsSpec
 from .capabilities import Capability
 from .errors import (
     AccessorAssignmentError,
@@ -32,6 +32,7 @@ __all__ = [
     "AdapterConflictError",
     "AttentionImplementationError",
     "AttentionSpec",
+    "CallArgument",
     "Capability",
     "CapabilityError",
     "ConfigKeys",

@@ -57,27 +57,47 @@ class AttentionSpec:
 
 
 @dataclass(frozen=True)
-class HeadLabels:
-    """The `.source` labels, in the attention ``forward``, of the per-head projections.
+class CallArgument:
+    """A positional argument of a labelled call: the value as that call receives it.
 
-    Each labelled value must have shape (batch, heads, seq, head_dim) (kv heads for
-    keys and values) and come before rotary embedding is applied.
+    For a per-head value that the forward assigns too early to be read in the
+    standard order (queries, keys, values), e.g. values computed before a q/k norm.
     """
 
-    queries: str
-    keys: str
-    values: str
+    label: str
+    position: int
+
+
+#: Where one per-head value lives: the output of a labelled operation, or a call's argument.
+HeadPoint = Union[str, CallArgument]
+
+
+@dataclass(frozen=True)
+class HeadLabels:
+    """Where, in the attention ``forward``, the per-head projections are.
+
+    Each is a `.source` label whose output is the value, or a `CallArgument`. Each
+    value must have shape (batch, heads, seq, head_dim) (kv heads for keys and
+    values), come before rotary embedding, and be reached in the order queries,
+    keys, values, so that user code reads them in one order for every family.
+    """
+
+    queries: HeadPoint
+    keys: HeadPoint
+    values: HeadPoint
 
 
 @dataclass(frozen=True)
 class HeadsSpec:
     """How to reach each head's queries, keys, values and output in the family's attention.
 
+    Declare the per-head projections one of two ways: ``labels`` where the forward
+    assigns separate per-head tensors (Llama-style ``q_proj``/``k_proj``/``v_proj``
+    with grouped KV heads), or ``fused_projection`` where one child module's output
+    concatenates queries, keys and values along the last dimension (GPT-2's
+    ``c_attn``); the core splits it into (heads, head_dim) itself.
+
     Fields:
-        labels: `HeadLabels`, or ``(config) -> HeadLabels`` where model types (or
-            config options) sharing the module tree label their projections
-            differently; GPT-2's fused ``c_attn`` is served by naming the values
-            its forward splits out.
         output_projection: the attention module's child that maps the concatenated
             head outputs to the hidden size (``"o_proj"``, ``"c_proj"``); its input,
             viewed as (batch, seq, heads, head_dim), is `heads_output`.
@@ -86,12 +106,17 @@ class HeadsSpec:
             value, mask, scaling=..., softcap=...); its query and key are the
             rotated queries and keys, from which `attention_patterns` recomputes
             the probabilities under any attention implementation.
+        labels: `HeadLabels`, or ``(config) -> HeadLabels`` where model types (or
+            config options) sharing the module tree label their projections differently.
+        fused_projection: the attention module's child whose output is
+            [queries | keys | values] (num_heads, num_kv_heads, num_kv_heads times head_dim).
         refuse: optional ``(config) -> reason`` for configs that bypass that code.
     """
 
-    labels: Union[HeadLabels, Callable[["PretrainedConfig"], HeadLabels]]
     output_projection: str
     attention_call: str
+    labels: Union[HeadLabels, Callable[["PretrainedConfig"], HeadLabels], None] = None
+    fused_projection: Optional[str] = None
     refuse: Optional[Refusal] = None
 
     def labels_for(self, config: "PretrainedConfig") -> HeadLabels:
@@ -101,9 +126,12 @@ class HeadsSpec:
     def problems(self) -> list[str]:
         """What is malformed in this declaration (empty when it is well formed)."""
         found = []
-        if not isinstance(self.labels, HeadLabels) and not callable(self.labels):
+        if (self.labels is None) == (self.fused_projection is None):
+            found.append("declare exactly one of `labels` and `fused_projection`")
+        if self.labels is not None and not isinstance(self.labels, HeadLabels) and not callable(self.labels):
             found.append("`labels` must be HeadLabels or a callable (config) -> HeadLabels")
-        for name in ("output_projection", "attention_call"):
+        names = ["output_projection", "attention_call"] + (["fused_projection"] if self.fused_projection is not None else [])
+        for name in names:
             value = getattr(self, name)
             if not isinstance(value, str) or not value:
                 found.append(f"`{name}` must be a non-empty string, got {value!r}")

@@ -7,7 +7,7 @@ These types keep their blocks at ``model.layers``, each with ``self_attn`` and
 
 from __future__ import annotations
 
-from nnrosetta import Adapter, AttentionSpec, HeadLabels, HeadsSpec, hookimpl
+from nnrosetta import Adapter, AttentionSpec, CallArgument, HeadLabels, HeadsSpec, hookimpl
 
 #: Model types whose HuggingFace module tree matches Llama's (each proven by the tests).
 MODEL_TYPES = (
@@ -60,7 +60,9 @@ TINY_OVERRIDES: dict[str, dict] = {
 ATTENTION = AttentionSpec(probabilities=("attention_interface_1", "nn_functional_dropout_0"))
 
 #: Where each type's forward last assigns the per-head (batch, heads, seq, head_dim)
-#: projections before rotary (after the q/k norms of qwen3, olmo2, olmo3, apertus).
+#: projections before rotary (after the q/k norms of qwen3, olmo2, olmo3, apertus). Apertus
+#: assigns its values before normalising q and k, so its values are read where attention
+#: receives them (the same tensor in a forward pass; with past positions when generating).
 HEAD_LABELS = HeadLabels(queries="query_states_0", keys="key_states_0", values="value_states_0")
 HEAD_LABELS_AFTER_RESHAPE = HeadLabels(queries="query_states_1", keys="key_states_1", values="value_states_1")
 HEAD_LABELS_BY_TYPE = {
@@ -68,7 +70,9 @@ HEAD_LABELS_BY_TYPE = {
     "olmo2": HEAD_LABELS_AFTER_RESHAPE,
     "olmo3": HEAD_LABELS_AFTER_RESHAPE,
     "phi3": HEAD_LABELS_AFTER_RESHAPE,
-    "apertus": HeadLabels(queries="query_states_1", keys="key_states_1", values="value_states_0"),
+    "apertus": HeadLabels(
+        queries="query_states_1", keys="key_states_1", values=CallArgument("attention_interface_1", 3)
+    ),
 }
 
 

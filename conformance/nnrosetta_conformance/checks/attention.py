@@ -1,0 +1,289 @@
+"""Conformance checks of attention internals: probabilities, per-head values, recomputed patterns.
+
+The reference is always HuggingFace's own code: the probabilities the model
+returns with ``output_attentions=True`` under eager attention, and the attention
+module's own output projection. The checks switch the model's attention
+implementation for their duration (same weights) and switch it back.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+from nnrosetta.attention import attention_implementation
+from nnrosetta.capabilities import Capability
+from nnrosetta.heads import CALL_VALUE, attention_call
+
+from .base import CheckSkipped, check, current_probe, expect
+
+if TYPE_CHECKING:
+    from nnrosetta.model import StandardizedTransformer
+
+#: Rows of probabilities sum to 1 up to this many float epsilons.
+ROW_SUM_ULPS = 16
+#: Patterns recomputed under sdpa may differ from eager's by this many epsilons.
+PATTERN_ULPS = 16
+#: Rotary embedding keeps head-vector norms up to this many epsilons (at the values' scale).
+ROTARY_NORM_ULPS = 64
+ABLATED_HEAD = 0
+
+
+def _device(model: "StandardizedTransformer") -> torch.device:
+    return next(model._module.parameters()).device
+
+
+def _where_differs(seen: torch.Tensor, expected: torch.Tensor) -> str:
+    difference = (seen.detach().float() - expected.detach().float()).abs()
+    index = tuple(int(i) for i in torch.unravel_index(difference.argmax(), difference.shape))
+    return f"max |Δ| = {float(difference.max()):.3g} at index {index}"
+
+
+def _hf_attentions(model: "StandardizedTransformer") -> tuple[torch.Tensor, ...]:
+    """HuggingFace's own probabilities for the probe (eager), with the positions nnsight passes."""
+    probe = current_probe(model)
+    device = _device(model)
+    with torch.no_grad():
+        output = model._module(
+            **probe.inputs(device), position_ids=probe.position_ids.to(device), output_attentions=True
+        )
+    return output.attentions
+
+
+def _allowed_keys(model: "StandardizedTransformer") -> torch.Tensor:
+    """(batch, 1, q, k): True where a real query may attend a real, earlier-or-equal key."""
+    mask = current_probe(model).attention_mask.bool()
+    seq = mask.shape[1]
+    causal = torch.ones(seq, seq, dtype=torch.bool).tril()
+    return (causal & mask[:, None, :] & mask[:, :, None])[:, None]
+
+
+def _uniform_over_allowed(probabilities: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    """Another valid distribution: uniform over each real query's allowed keys (padded rows kept)."""
+    allowed = allowed.to(probabilities.device).expand_as(probabilities)
+    counts = allowed.sum(-1, keepdim=True)
+    uniform = allowed.to(probabilities.dtype) / counts.clamp(min=1).to(probabilities.dtype)
+    return torch.where(counts > 0, uniform, probabilities)
+
+
+def _real_rows(model: "StandardizedTransformer", logits: torch.Tensor) -> torch.Tensor:
+    return logits[current_probe(model).attention_mask.bool().to(logits.device)]
+
+
+@check("attention_probabilities", requires=(Capability.ATTENTION_PROBABILITIES,))
+def attention_probabilities(model: "StandardizedTransformer") -> None:
+    """Probabilities have the right shape, are causal, ignore padding, equal HF's own, and edits take effect."""
+    probe = current_probe(model)
+    inputs = probe.inputs(_device(model))
+    batch, seq = probe.batch_size, probe.sequence_length
+    with attention_implementation(model, "eager"):
+        seen: dict[int, torch.Tensor] = {}
+        with torch.no_grad(), model.trace(inputs):
+            for index in range(model.num_layers):
+                seen[index] = model.attention_probabilities[index].save()
+            logits = model.logits.save()
+        reference = _hf_attentions(model)
+        expected_shape = (batch, model.num_heads, seq, seq)
+        allowed = _allowed_keys(model)
+        real_queries = probe.attention_mask.bool()[:, None, :, None].expand(batch, 1, seq, seq)
+        for index, probabilities in seen.items():
+            where = f"attention_probabilities[{index}]"
+            expect(
+                tuple(probabilities.shape) == expected_shape,
+                f"{where} has shape {tuple(probabilities.shape)}, expected {expected_shape} "
+                f"(batch, num_heads, q, k) on a ({batch}, {seq}) probe.",
+            )
+            probabilities = probabilities.detach().cpu()
+            sums = probabilities.float().sum(-1)
+            tolerance = ROW_SUM_ULPS * torch.finfo(probabilities.dtype).eps
+            expect(
+                torch.allclose(sums, torch.ones_like(sums), atol=tolerance, rtol=0),
+                f"{where}: rows must sum to 1, {_where_differs(sums, torch.ones_like(sums))}.",
+            )
+            later = (real_queries & torch.ones(seq, seq, dtype=torch.bool).triu(1)).expand_as(probabilities)
+            expect(
+                bool((probabilities[later] == 0).all()),
+                f"{where} is not causal: a real query attends a later key, max weight "
+                f"{float(probabilities[later].abs().max()):.3g} above the diagonal.",
+            )
+            padded = (real_queries & ~allowed & ~later).expand_as(probabilities)
+            expect(
+                bool((probabilities[padded] == 0).all()),
+                f"{where}: real queries put weight on padded keys (max {float(probabilities[padded].abs().max()):.3g}); "
+                f"padding must get exactly 0.",
+            )
+            hf = reference[index].detach().cpu()
+            expect(
+                torch.equal(probabilities, hf),
+                f"{where} differs from HuggingFace's own output_attentions (eager) for layer {index}: "
+                f"{_where_differs(probabilities, hf)}. The adapter's `attention.probabilities` label points "
+                f"at another value than the one the attention uses.",
+            )
+        layer = model.num_layers - 1
+        with torch.no_grad(), model.trace(inputs):
+            current = model.attention_probabilities[layer]
+            model.attention_probabilities[layer] = current.clone()
+            identity_logits = model.logits.save()
+        with torch.no_grad(), model.trace(inputs):
+            current = model.attention_probabilities[layer]
+            model.attention_probabilities[layer] = _uniform_over_allowed(current, allowed)
+            edited_logits = model.logits.save()
+    expect(
+        torch.equal(identity_logits, logits),
+        f"writing attention_probabilities[{layer}] back unchanged changed the logits: "
+        f"{_where_differs(identity_logits, logits)}.",
+    )
+    expect(
+        not torch.equal(_real_rows(model, edited_logits), _real_rows(model, logits)),
+        f"replacing attention_probabilities[{layer}] with a uniform distribution left the logits of every real "
+        f"position unchanged: the write does not reach the attention's output.",
+    )
+
+
+@check("heads", requires=(Capability.HEADS,))
+def heads(model: "StandardizedTransformer") -> None:
+    """Per-head shapes; heads_output through the output projection is attentions_output; head ablation works."""
+    probe = current_probe(model)
+    inputs = probe.inputs(_device(model))
+    batch, seq = probe.batch_size, probe.sequence_length
+    heads_count, kv_heads, head_dim = model.num_heads, model.num_kv_heads, model.head_dim
+    projection = model.adapter.heads.output_projection
+    shapes: dict[str, tuple] = {}
+    seen: dict[str, torch.Tensor] = {}
+    outputs: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+    with torch.no_grad(), model.trace(inputs):
+        for index in range(model.num_layers):
+            for name in ("queries", "keys", "values", "rotated_queries", "rotated_keys"):
+                seen[f"{name}[{index}]"] = getattr(model, name)[index].save()
+                shapes[f"{name}[{index}]"] = tuple(seen[f"{name}[{index}]"].shape)
+            seen[f"attention values[{index}]"] = attention_call(model, index, "heads check").inputs[0][CALL_VALUE].save()
+            heads_output = model.heads_output[index].save()
+            shapes[f"heads_output[{index}]"] = tuple(heads_output.shape)
+            outputs[index] = (heads_output, model.attentions_output[index].save())
+        logits = model.logits.save()
+    expected = {}
+    for index in range(model.num_layers):
+        expected[f"queries[{index}]"] = expected[f"rotated_queries[{index}]"] = (batch, heads_count, seq, head_dim)
+        for name in ("keys", "values", "rotated_keys"):
+            expected[f"{name}[{index}]"] = (batch, kv_heads, seq, head_dim)
+        expected[f"heads_output[{index}]"] = (batch, seq, heads_count, head_dim)
+    wrong = [f"{name} is {shapes[name]}, expected {shape}" for name, shape in expected.items() if shapes[name] != shape]
+    expect(not wrong, f"per-head shapes on a ({batch}, {seq}) probe: " + "; ".join(wrong) + ".")
+    for index in range(model.num_layers):
+        _projections_feed_attention(model, seen, index)
+    for index, (heads_output, attention_output) in outputs.items():
+        module = getattr(model.layers[index].self_attn, projection)._module
+        with torch.no_grad():
+            projected = module(heads_output.reshape(batch, seq, heads_count * head_dim))
+        expect(
+            torch.equal(projected, attention_output),
+            f"heads_output[{index}] through `{projection}` differs from attentions_output[{index}]: "
+            f"{_where_differs(projected, attention_output)}.",
+        )
+    layer = model.num_layers - 1
+    with torch.no_grad(), model.trace(inputs):
+        model.heads_output[layer] = model.heads_output[layer].clone()
+        identity_logits = model.logits.save()
+    with torch.no_grad(), model.trace(inputs):
+        ablated = model.heads_output[layer].clone()
+        ablated[:, :, ABLATED_HEAD] = 0
+        model.heads_output[layer] = ablated
+        ablated_logits = model.logits.save()
+    expect(
+        torch.equal(identity_logits, logits),
+        f"writing heads_output[{layer}] back unchanged changed the logits: {_where_differs(identity_logits, logits)}.",
+    )
+    expect(
+        not torch.equal(_real_rows(model, ablated_logits), _real_rows(model, logits)),
+        f"zeroing head {ABLATED_HEAD} of heads_output[{layer}] left every real position's logits unchanged.",
+    )
+    with torch.no_grad(), model.trace(inputs):
+        model.queries[layer] = model.queries[layer].clone()
+        identity_logits = model.logits.save()
+    with torch.no_grad(), model.trace(inputs):
+        model.queries[layer] = torch.zeros_like(model.queries[layer])
+        zeroed_logits = model.logits.save()
+    expect(
+        torch.equal(identity_logits, logits),
+        f"writing queries[{layer}] back unchanged changed the logits: {_where_differs(identity_logits, logits)}.",
+    )
+    expect(
+        not torch.equal(_real_rows(model, zeroed_logits), _real_rows(model, logits)),
+        f"zeroing queries[{layer}] left every real position's logits unchanged: the write does not reach attention.",
+    )
+    if Capability.ATTENTION_PROBABILITIES in model.adapter.capabilities:
+        _patterns_reproduce_probabilities(model, inputs)
+
+
+def _projections_feed_attention(model: "StandardizedTransformer", seen: dict, index: int) -> None:
+    """Values are what attention receives; queries and keys are its rotated ones before rotary.
+
+    Rotary embedding rotates pairs of dimensions, so it keeps each head vector's
+    norm: a pre-rotary value taken at the wrong point (before a q/k norm, say)
+    has other norms than the rotated one.
+    """
+    values, received = seen[f"values[{index}]"], seen[f"attention values[{index}]"]
+    expect(
+        torch.equal(values, received),
+        f"values[{index}] differs from the values the attention function receives: {_where_differs(values, received)}.",
+    )
+    for name in ("queries", "keys"):
+        before, after = seen[f"{name}[{index}]"], seen[f"rotated_{name}[{index}]"]
+        tolerance = ROTARY_NORM_ULPS * torch.finfo(before.dtype).eps * max(1.0, float(after.abs().max()))
+        expect(
+            torch.allclose(before.norm(dim=-1), after.norm(dim=-1), atol=tolerance, rtol=0),
+            f"{name}[{index}] is not rotated_{name}[{index}] before rotary: the norms of its head vectors differ, "
+            f"{_where_differs(before.norm(dim=-1), after.norm(dim=-1))}. The adapter's `heads.labels` point at "
+            f"another value than the one rotary embedding is applied to.",
+        )
+
+
+def _patterns_reproduce_probabilities(model: "StandardizedTransformer", inputs: dict) -> None:
+    """softmax(q·kᵀ·scaling + mask) of the rotated queries and keys is `attention_probabilities[i]`."""
+    pairs: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+    with attention_implementation(model, "eager"), torch.no_grad(), model.trace(inputs):
+        for index in range(model.num_layers):
+            pattern = model.attention_patterns(index).save()
+            pairs[index] = (pattern, model.attention_probabilities[index].save())
+    for index, (pattern, probabilities) in pairs.items():
+        tolerance = PATTERN_ULPS * torch.finfo(probabilities.dtype).eps
+        expect(
+            torch.allclose(pattern, probabilities, atol=tolerance, rtol=0),
+            f"softmax of the rotated queries and keys (attention_patterns({index})) differs from "
+            f"attention_probabilities[{index}]: {_where_differs(pattern, probabilities)}.",
+        )
+
+
+@check("attention_patterns", requires=(Capability.HEADS,))
+def attention_patterns(model: "StandardizedTransformer") -> None:
+    """Patterns recomputed from rotated queries and keys equal eager probabilities, under eager and sdpa."""
+    probe = current_probe(model)
+    inputs = probe.inputs(_device(model))
+    with attention_implementation(model, "eager"):
+        reference = _hf_attentions(model)
+    for implementation in ("eager", "sdpa"):
+        with attention_implementation(model, implementation):
+            try:
+                with torch.no_grad():
+                    model._module(**inputs, position_ids=probe.position_ids.to(_device(model)))
+            except (ValueError, NotImplementedError) as error:
+                if implementation == "eager":
+                    raise
+                raise CheckSkipped(f"HuggingFace refuses {implementation} attention for this config: {error}") from None
+            patterns: dict[int, torch.Tensor] = {}
+            with torch.no_grad(), model.trace(inputs):
+                for index in range(model.num_layers):
+                    patterns[index] = model.attention_patterns(index).save()
+        for index, pattern in patterns.items():
+            expected = reference[index]
+            tolerance = PATTERN_ULPS * torch.finfo(expected.dtype).eps
+            expect(
+                tuple(pattern.shape) == tuple(expected.shape)
+                and torch.allclose(pattern, expected, atol=tolerance, rtol=0),
+                f"attention_patterns({index}) under {implementation} attention differs from HuggingFace's eager "
+                f"probabilities of the same weights: shape {tuple(pattern.shape)} vs {tuple(expected.shape)}"
+                + (f", {_where_differs(pattern, expected)}" if pattern.shape == expected.shape else "")
+                + ". The adapter's `heads.attention_call` label, or the scaling/soft-cap/mask it passes, "
+                "is not what the attention uses.",
+            )

@@ -1,0 +1,171 @@
+"""Attention probabilities: ``model.attention_probabilities[i]``, read and written inside a trace.
+
+Only eager attention materialises the post-softmax probabilities (sdpa and flash
+kernels never form them), so they are served when the model runs eager attention:
+``StandardizedTransformer(..., enable_attention_probs=True)`` loads it that way.
+Where in the family's attention forward the probabilities live is the plugin's
+knowledge (`AttentionSpec`); this module walks there through nnsight's ``.source``
+and reads or replaces the value the family's own code then multiplies the values by.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING, Any, Iterator
+
+import torch
+
+from .accessors import normalize_index
+from .attention_spec import AttentionSpec
+from .errors import AttentionImplementationError, CapabilityError, ShapeError
+from .source_points import source_chain, source_operation
+
+if TYPE_CHECKING:
+    from nnsight.intervention.source import SourceEnvoy
+
+    from .adapter import Adapter
+    from .model import StandardizedTransformer
+
+EAGER = "eager"
+PRINT_SOURCE_TOKENS = 3
+
+
+def prepare_eager_loading(adapter: "Adapter", model: Any, load_kwargs: dict, enable: bool) -> None:
+    """Before loading with ``enable_attention_probs=True``: ask for eager attention, refuse a conflict.
+
+    A model object already loaded is switched to eager in place (transformers'
+    ``set_attn_implementation``); a hub id or folder is loaded with
+    ``attn_implementation="eager"``.
+    """
+    if not enable:
+        return
+    if adapter.attention is None:
+        raise CapabilityError(
+            f"enable_attention_probs=True, but adapter {adapter.name!r} ({adapter.plugin or '<explicit>'}) "
+            f"declares no `attention` spec, so it cannot serve attention probabilities. Drop the flag, or "
+            f"use a plugin whose adapter lists 'attention_probabilities' in `nnrosetta adapters`."
+        )
+    requested = load_kwargs.get("attn_implementation")
+    if requested not in (None, EAGER):
+        raise AttentionImplementationError(
+            f"enable_attention_probs=True needs attn_implementation='eager' (only eager attention forms "
+            f"the probabilities), but attn_implementation={requested!r} was also passed. Drop one of the "
+            f"two: keep {requested!r} and read `model.attention_patterns(i)` (recomputed, read-only), or "
+            f"drop attn_implementation to edit probabilities."
+        )
+    if isinstance(model, torch.nn.Module):
+        if model.config._attn_implementation != EAGER:
+            model.set_attn_implementation(EAGER)
+    else:
+        load_kwargs["attn_implementation"] = EAGER
+
+
+@contextlib.contextmanager
+def attention_implementation(model: "StandardizedTransformer", implementation: str) -> Iterator[None]:
+    """Run the block with the model's attention switched to ``implementation``, then switch back.
+
+    The weights are untouched, so this compares implementations on the same model
+    (eager probabilities against sdpa patterns, say) without loading it twice.
+    """
+    hf_model = model._module
+    previous = hf_model.config._attn_implementation
+    if previous != implementation:
+        hf_model.set_attn_implementation(implementation)
+    try:
+        yield
+    finally:
+        if hf_model.config._attn_implementation != previous:
+            hf_model.set_attn_implementation(previous)
+
+
+def describe_adapter(adapter: "Adapter") -> str:
+    return f"adapter {adapter.name!r} ({adapter.plugin or '<explicit>'})"
+
+
+def attention_spec(model: "StandardizedTransformer", what: str) -> AttentionSpec:
+    """The adapter's attention spec, or an error saying why the probabilities cannot be served."""
+    adapter = model.adapter
+    spec = adapter.attention
+    model_type = getattr(model.config, "model_type", None)
+    if spec is None:
+        raise CapabilityError(
+            f"`{what}` needs attention probabilities, but model type {model_type!r} is served by "
+            f"{describe_adapter(adapter)}, which declares no `attention` spec. Use "
+            f"`model.attentions_output[i]`, or a plugin listing 'attention_probabilities' in `nnrosetta adapters`."
+        )
+    reason = spec.refuse(model.config) if spec.refuse is not None else None
+    if reason:
+        raise CapabilityError(
+            f"`{what}`: {describe_adapter(adapter)} cannot serve attention probabilities for this "
+            f"{model_type!r} config: {reason}"
+        )
+    implementation = model.config._attn_implementation
+    if implementation != EAGER:
+        raise CapabilityError(
+            f"`{what}` needs eager attention (only eager forms the probabilities), but this model runs "
+            f"attn_implementation={implementation!r}. Load it with "
+            f"StandardizedTransformer(..., enable_attention_probs=True), or read the read-only "
+            f"`model.attention_patterns(i)`, recomputed from the rotated queries and keys."
+        )
+    return spec
+
+
+class AttentionProbabilities:
+    """``model.attention_probabilities``: layer i's post-softmax probabilities, (batch, heads, q, k)."""
+
+    def __init__(self, model: "StandardizedTransformer") -> None:
+        self._model = model
+
+    def __len__(self) -> int:
+        return self._model.num_layers
+
+    def _operation(self, index: int) -> "SourceEnvoy":
+        spec = attention_spec(self._model, f"attention_probabilities[{index}]")
+        layer = normalize_index(index, len(self), "layer", "num_layers")
+        return source_operation(
+            self._model.layers[layer].self_attn, spec.probabilities, self._model.adapter, "attention.probabilities"
+        )
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self._operation(index).output
+
+    def __setitem__(self, index: int, value: torch.Tensor) -> None:
+        operation = self._operation(index)
+        current = operation.output
+        if not isinstance(value, torch.Tensor) or value.shape != current.shape:
+            seen = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+            raise ShapeError(
+                f"attention_probabilities[{index}] has shape {tuple(current.shape)} (batch, heads, q, k) but "
+                f"the value written is {seen}; write a tensor of the same shape (edit a clone of the value read)."
+            )
+        operation.output = value
+
+    def print_source(self, index: int = 0, file: Any = None) -> str:
+        """Print (and return) the code around the hooked point, so a user sees what an edit replaces.
+
+        Call it outside a trace: it runs one tiny forward to reach the code inside
+        the attention function the family calls.
+        """
+        spec = attention_spec(self._model, f"attention_probabilities.print_source({index})")
+        layer = normalize_index(index, len(self), "layer", "num_layers")
+        attention = self._model.layers[layer].self_attn
+        shown: list[str] = []
+        input_ids = torch.zeros((1, PRINT_SOURCE_TOKENS), dtype=torch.long)
+        with torch.no_grad(), self._model.trace(input_ids):
+            chain = source_chain(attention, spec.probabilities, self._model.adapter, "attention.probabilities")
+            shown.extend(repr(operation) for operation in chain)
+        text = "\n\n".join(shown)
+        print(text, file=file)
+        return text
+
+
+class AttentionInterface:
+    """The attention-probabilities part of `StandardizedTransformer`, served from the adapter's `AttentionSpec`."""
+
+    @property
+    def attention_probabilities(self) -> AttentionProbabilities:
+        """Layer i's post-softmax attention probabilities (batch, heads, q, k); readable and writable.
+
+        Needs eager attention: load with ``enable_attention_probs=True``.
+        """
+        return AttentionProbabilities(self)

@@ -1,0 +1,276 @@
+"""Per-head access: queries, keys, values, rotated queries and keys, head outputs, recomputed patterns.
+
+The plugin's `HeadsSpec` says where the family's attention forward holds each
+value; the core serves them in one layout whatever the family:
+
+- ``queries[i]`` (batch, heads, seq, head_dim); ``keys[i]`` and ``values[i]``
+  (batch, kv_heads, seq, head_dim): the projections split into heads, after any
+  per-head norm the family applies, before rotary embedding. Readable and writable.
+- ``rotated_queries[i]`` / ``rotated_keys[i]``: the queries and keys exactly as
+  the attention function receives them (after rotary where the family applies
+  it; keys include cached positions during generation). Read-only.
+- ``heads_output[i]`` (batch, seq, heads, head_dim): each head's output before the
+  output projection. Readable and writable: zeroing one head ablates it.
+- ``attention_patterns(i)`` (batch, heads, q, k): the probabilities recomputed from
+  the rotated queries and keys with the family's own scaling, soft-cap and mask,
+  under any attention implementation (sdpa included). Read-only.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Optional
+
+import torch
+
+from .accessors import normalize_index
+from .attention import describe_adapter
+from .attention_spec import CallArgument, HeadsSpec
+from .errors import AccessorAssignmentError, CapabilityError, ShapeError
+from .source_points import source_operation
+
+if TYPE_CHECKING:
+    from nnsight.intervention.envoy import Envoy
+    from nnsight.intervention.source import SourceEnvoy
+
+    from .model import StandardizedTransformer
+
+#: Positions in transformers' AttentionInterface call: (module, query, key, value, attention_mask, ...).
+CALL_QUERY, CALL_KEY, CALL_VALUE, CALL_MASK = 1, 2, 3, 4
+
+
+def heads_spec(model: "StandardizedTransformer", what: str) -> HeadsSpec:
+    """The adapter's heads spec, or an error saying why per-head values cannot be served."""
+    adapter = model.adapter
+    spec = adapter.heads
+    model_type = getattr(model.config, "model_type", None)
+    if spec is None:
+        raise CapabilityError(
+            f"`{what}` needs per-head access, but model type {model_type!r} is served by "
+            f"{describe_adapter(adapter)}, which declares no `heads` spec. Use `model.attentions_output[i]`, "
+            f"or a plugin listing 'heads' in `nnrosetta adapters`."
+        )
+    reason = spec.refuse(model.config) if spec.refuse is not None else None
+    if reason:
+        raise CapabilityError(
+            f"`{what}`: {describe_adapter(adapter)} cannot serve per-head values for this {model_type!r} "
+            f"config: {reason}"
+        )
+    return spec
+
+
+def _attention(model: "StandardizedTransformer", index: int) -> "Envoy":
+    return model.layers[normalize_index(index, model.num_layers, "layer", "num_layers")].self_attn
+
+
+def _check_written(name: str, index: int, current: torch.Tensor, value: Any, layout: str) -> None:
+    if not isinstance(value, torch.Tensor) or value.shape != current.shape:
+        seen = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+        raise ShapeError(
+            f"{name}[{index}] has shape {tuple(current.shape)} {layout} but the value written is {seen}; "
+            f"write a tensor of the same shape (edit a clone of the value read)."
+        )
+
+
+class HeadProjections:
+    """``model.queries`` / ``keys`` / ``values``: per-head projections before rotary, readable and writable.
+
+    Served from the labelled per-head tensor, or split out of the fused projection's
+    output ([queries | keys | values] along the last dimension).
+    """
+
+    def __init__(self, model: "StandardizedTransformer", name: str) -> None:
+        self._model = model
+        self._name = name
+
+    def __len__(self) -> int:
+        return self._model.num_layers
+
+    def _spec(self, index: int) -> HeadsSpec:
+        return heads_spec(self._model, f"{self._name}[{index}]")
+
+    def _point(self, spec: HeadsSpec, index: int) -> tuple["SourceEnvoy", Optional[int]]:
+        """The operation holding the value, and the argument position when it is a call's input."""
+        point = getattr(spec.labels_for(self._model.config), self._name)
+        label, position = (point.label, point.position) if isinstance(point, CallArgument) else (point, None)
+        operation = source_operation(_attention(self._model, index), (label,), self._model.adapter, f"heads.{self._name}")
+        return operation, position
+
+    def _labelled(self, spec: HeadsSpec, index: int) -> torch.Tensor:
+        operation, position = self._point(spec, index)
+        return operation.output if position is None else operation.inputs[0][position]
+
+    def _write_labelled(self, spec: HeadsSpec, index: int, value: torch.Tensor) -> None:
+        operation, position = self._point(spec, index)
+        if position is None:
+            _check_written(self._name, index, operation.output, value, "(batch, heads, seq, head_dim)")
+            operation.output = value
+            return
+        args, kwargs = operation.inputs
+        _check_written(self._name, index, args[position], value, "(batch, heads, seq, head_dim)")
+        operation.inputs = ((*args[:position], value, *args[position + 1 :]), kwargs)
+
+    def _fused_slice(self) -> slice:
+        query_width = self._model.num_heads * self._model.head_dim
+        kv_width = self._model.num_kv_heads * self._model.head_dim
+        starts = {"queries": 0, "keys": query_width, "values": query_width + kv_width}
+        widths = {"queries": query_width, "keys": kv_width, "values": kv_width}
+        return slice(starts[self._name], starts[self._name] + widths[self._name])
+
+    def _split(self, fused: torch.Tensor) -> torch.Tensor:
+        part = fused[..., self._fused_slice()]
+        return part.reshape(*part.shape[:-1], -1, self._model.head_dim).transpose(1, 2)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        spec = self._spec(index)
+        if spec.fused_projection is None:
+            return self._labelled(spec, index)
+        return self._split(getattr(_attention(self._model, index), spec.fused_projection).output)
+
+    def __setitem__(self, index: int, value: torch.Tensor) -> None:
+        spec = self._spec(index)
+        if spec.fused_projection is None:
+            self._write_labelled(spec, index, value)
+            return
+        projection = getattr(_attention(self._model, index), spec.fused_projection)
+        fused = projection.output
+        _check_written(self._name, index, self._split(fused), value, "(batch, heads, seq, head_dim)")
+        edited = fused.clone()
+        edited[..., self._fused_slice()] = value.transpose(1, 2).reshape(*fused.shape[:-1], -1)
+        projection.output = edited
+
+
+class AttentionCallInputs:
+    """``model.rotated_queries`` / ``rotated_keys``: what the attention function receives. Read-only."""
+
+    def __init__(self, model: "StandardizedTransformer", name: str, position: int) -> None:
+        self._model = model
+        self._name = name
+        self._position = position
+
+    def __len__(self) -> int:
+        return self._model.num_layers
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        args, _ = attention_call(self._model, index, f"{self._name}[{index}]").inputs
+        return args[self._position]
+
+    def __setitem__(self, index: int, value: Any) -> None:
+        raise AccessorAssignmentError(
+            f"`{self._name}[{index}]` is read-only: it is what the attention function receives. To edit "
+            f"queries or keys, write `model.queries[{index}]` / `model.keys[{index}]` (before rotary)."
+        )
+
+
+def attention_call(model: "StandardizedTransformer", index: int, what: str) -> "SourceEnvoy":
+    """The call to the attention function in layer ``index``'s attention forward."""
+    spec = heads_spec(model, what)
+    return source_operation(_attention(model, index), (spec.attention_call,), model.adapter, "heads.attention_call")
+
+
+class HeadsOutput:
+    """``model.heads_output``: each head's output before the output projection, (batch, seq, heads, head_dim)."""
+
+    def __init__(self, model: "StandardizedTransformer") -> None:
+        self._model = model
+
+    def __len__(self) -> int:
+        return self._model.num_layers
+
+    def _projection(self, index: int) -> "Envoy":
+        spec = heads_spec(self._model, f"heads_output[{index}]")
+        return getattr(_attention(self._model, index), spec.output_projection)
+
+    def _heads_shape(self, flat: torch.Tensor) -> tuple[int, ...]:
+        return (*flat.shape[:-1], self._model.num_heads, flat.shape[-1] // self._model.num_heads)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        flat = self._projection(index).input
+        return flat.reshape(self._heads_shape(flat))
+
+    def __setitem__(self, index: int, value: torch.Tensor) -> None:
+        projection = self._projection(index)
+        flat = projection.input
+        _check_written("heads_output", index, flat.reshape(self._heads_shape(flat)), value, "(batch, seq, heads, head_dim)")
+        projection.input = value.reshape(flat.shape)
+
+
+def _call_argument(args: tuple, kwargs: dict, position: int, name: str) -> Any:
+    return args[position] if len(args) > position else kwargs.get(name)
+
+
+def recompute_probabilities(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    mask: Optional[torch.Tensor],
+    scaling: Optional[float],
+    softcap: Optional[float],
+) -> torch.Tensor:
+    """softmax(softcap(q·kᵀ·scaling) + mask), as eager attention computes it, (batch, heads, q, k).
+
+    A boolean mask (sdpa's) becomes eager's additive one (0 where attended, the
+    dtype's minimum elsewhere); no mask means plain causal attention, aligned so
+    the last query sees every key.
+    """
+    groups = query.shape[1] // key.shape[1]
+    key = key.repeat_interleave(groups, dim=1) if groups > 1 else key
+    scaling = query.shape[-1] ** -0.5 if scaling is None else scaling
+    scores = torch.matmul(query, key.transpose(2, 3)) * scaling
+    if softcap is not None:
+        scores = torch.tanh(scores / softcap) * softcap
+    minimum = torch.finfo(scores.dtype).min
+    if mask is None:
+        q_len, k_len = scores.shape[-2:]
+        allowed = torch.ones(q_len, k_len, dtype=torch.bool, device=scores.device).tril(k_len - q_len)
+        scores = scores.masked_fill(~allowed, minimum)
+    elif mask.dtype == torch.bool:
+        scores = scores + torch.where(mask[..., : scores.shape[-1]], 0.0, minimum).to(scores.dtype)
+    else:
+        scores = scores + mask[..., : scores.shape[-1]]
+    return torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
+
+
+class HeadsInterface:
+    """The per-head part of `StandardizedTransformer`, served from the adapter's `HeadsSpec`."""
+
+    @property
+    def queries(self) -> HeadProjections:
+        """Per-head queries before rotary, (batch, heads, seq, head_dim); readable and writable."""
+        return HeadProjections(self, "queries")
+
+    @property
+    def keys(self) -> HeadProjections:
+        """Per-head keys before rotary, (batch, kv_heads, seq, head_dim); readable and writable."""
+        return HeadProjections(self, "keys")
+
+    @property
+    def values(self) -> HeadProjections:
+        """Per-head values, (batch, kv_heads, seq, head_dim); readable and writable."""
+        return HeadProjections(self, "values")
+
+    @property
+    def rotated_queries(self) -> AttentionCallInputs:
+        """Queries as the attention function receives them (after rotary), read-only."""
+        return AttentionCallInputs(self, "rotated_queries", CALL_QUERY)
+
+    @property
+    def rotated_keys(self) -> AttentionCallInputs:
+        """Keys as the attention function receives them (after rotary, with any cache), read-only."""
+        return AttentionCallInputs(self, "rotated_keys", CALL_KEY)
+
+    @property
+    def heads_output(self) -> HeadsOutput:
+        """Each head's output before the output projection, (batch, seq, heads, head_dim); writable."""
+        return HeadsOutput(self)
+
+    def attention_patterns(self, index: int) -> torch.Tensor:
+        """Inside a trace: layer ``index``'s attention probabilities recomputed from the rotated
+        queries and keys, with the family's scaling, soft-cap and mask; works under sdpa. Read-only.
+        """
+        args, kwargs = attention_call(self, index, f"attention_patterns({index})").inputs
+        return recompute_probabilities(
+            args[CALL_QUERY],
+            args[CALL_KEY],
+            _call_argument(args, kwargs, CALL_MASK, "attention_mask"),
+            kwargs.get("scaling"),
+            kwargs.get("softcap"),
+        )
