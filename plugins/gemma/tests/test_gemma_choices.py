@@ -1,0 +1,127 @@
+"""Gemma family choices: soft-capped final projection, scaled embeddings, sandwich norms, sliding layers.
+
+Each test can fail: the naive projection is shown to differ where a cap is set, the
+unscaled embedding is shown to differ from `token_embeddings`, and an edit beyond the
+sliding window is shown to reach the global layer but not the sliding one.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from nnrosetta import StandardizedTransformer, default_registry
+from nnrosetta_conformance.tiny import build_tiny
+from nnrosetta_gemma import MODEL_TYPES
+
+PROMPTS = ["The cat sat on the mat and the dog slept by the door", "Paris"]
+SANDWICH_TYPES = ("gemma2", "gemma3_text")
+
+
+@pytest.fixture(scope="module", params=MODEL_TYPES)
+def loaded(request):
+    hf, tokenizer = build_tiny(request.param)
+    return request.param, hf, tokenizer, StandardizedTransformer(hf, tokenizer=tokenizer)
+
+
+def test_claimed_type_gives_bit_identical_logits_on_a_left_padded_batch(loaded):
+    model_type, hf, tokenizer, model = loaded
+    assert default_registry().resolve(model_type).name == "gemma"
+    batch = tokenizer(PROMPTS, return_tensors="pt", padding=True)
+    assert batch.attention_mask[1, 0] == 0, "the batch must be left-padded"
+    positions = (batch.attention_mask.cumsum(-1) - 1).clamp(min=0)
+    with torch.no_grad():
+        reference = hf(**batch, position_ids=positions).logits
+    saved = {}
+    with torch.no_grad(), model.trace(PROMPTS):
+        for layer in range(model.num_layers):
+            saved[f"attention{layer}"] = model.attentions_output[layer].save()
+            saved[f"mlp{layer}"] = model.mlps_output[layer].save()
+            saved[f"layer{layer}"] = model.layers_output[layer].save()
+        saved["logits"] = model.logits.save()
+    assert torch.equal(saved.pop("logits"), reference)
+    for name, value in saved.items():
+        assert value.shape == (*batch.input_ids.shape, model.hidden_size), name
+
+
+def test_project_on_vocab_of_the_last_layer_is_the_models_logits(loaded):
+    model_type, hf, _, model = loaded
+    saved = {}
+    with torch.no_grad(), model.trace(PROMPTS):
+        last = model.layers_output[-1]
+        saved["projected"] = model.project_on_vocab(last).save()
+        saved["naive"] = model.lm_head(model.ln_final(last)).save()
+        saved["logits"] = model.logits.save()
+    assert torch.equal(saved["projected"], saved["logits"])
+    cap = getattr(hf.config, "final_logit_softcapping", None)
+    if model_type in SANDWICH_TYPES:
+        # The naive projection is not the model's distribution; the cap is what separates them.
+        assert cap == 0.5
+        assert torch.equal(saved["logits"], torch.tanh(saved["naive"] / cap) * cap)
+        assert (saved["naive"] - saved["logits"]).abs().max() > 0.05
+    else:
+        assert cap is None
+        assert torch.equal(saved["naive"], saved["logits"])
+
+
+def test_token_embeddings_are_scaled_by_sqrt_hidden_as_the_first_layer_reads_them(loaded):
+    _, hf, tokenizer, model = loaded
+    ids = tokenizer(PROMPTS[:1], return_tensors="pt").input_ids
+    saved = {}
+    with torch.no_grad(), model.trace(ids):
+        saved["embeddings"] = model.token_embeddings.save()
+        saved["first_input"] = model.layers_input[0].save()
+    table = hf.model.embed_tokens.weight.detach()
+    scale = torch.tensor(model.hidden_size**0.5).to(table.dtype)
+    assert torch.equal(saved["embeddings"], table[ids] * scale)
+    assert torch.equal(saved["embeddings"], saved["first_input"])
+    assert not torch.allclose(saved["embeddings"], table[ids])
+
+
+@pytest.mark.parametrize("model_type", SANDWICH_TYPES)
+def test_mlp_and_attention_accessors_sit_inside_the_sandwich_norms(model_type):
+    hf, tokenizer = build_tiny(model_type)
+    model = StandardizedTransformer(hf, tokenizer=tokenizer)
+    saved = {}
+    with torch.no_grad(), model.trace(PROMPTS):
+        for layer in range(model.num_layers):
+            saved[layer] = {
+                "layer_in": model.layers_input[layer].save(),
+                "attention": model.attentions_output[layer].save(),
+                "mlp_in": model.mlps_input[layer].save(),
+                "mlp_out": model.mlps_output[layer].save(),
+                "layer_out": model.layers_output[layer].save(),
+            }
+    for layer, seen in saved.items():  # layer 0 is sliding, layer 1 global
+        block = hf.model.layers[layer]
+        with torch.no_grad():
+            middle = seen["layer_in"] + block.post_attention_layernorm(seen["attention"])
+            assert torch.equal(seen["mlp_in"], block.pre_feedforward_layernorm(middle))
+            assert torch.equal(seen["mlp_out"], block.mlp(seen["mlp_in"]))
+            assert torch.equal(seen["layer_out"], middle + block.post_feedforward_layernorm(seen["mlp_out"]))
+            # The accessors are the raw module outputs, not the post-normed ones.
+            assert not torch.equal(seen["mlp_out"], block.post_feedforward_layernorm(seen["mlp_out"]))
+            assert not torch.equal(seen["attention"], block.post_attention_layernorm(seen["attention"]))
+
+
+@pytest.mark.parametrize("model_type", SANDWICH_TYPES)
+def test_sliding_layer_ignores_a_token_beyond_its_window_and_the_global_layer_does_not(model_type):
+    hf, tokenizer = build_tiny(model_type)
+    model = StandardizedTransformer(hf, tokenizer=tokenizer)
+    ids = tokenizer(PROMPTS[:1], return_tensors="pt").input_ids
+    window = hf.config.sliding_window
+    assert ids.shape[1] > window + 1
+    assert hf.config.layer_types == ["sliding_attention", "full_attention"]
+    for layer, kind in enumerate(hf.config.layer_types):
+        saved = {}
+        with torch.no_grad(), model.trace(ids):
+            saved["before"] = model.attentions_output[layer].save()
+        with torch.no_grad(), model.trace(ids):
+            edited = model.attentions_input[layer].clone()
+            edited[:, 0] += 1.0
+            model.attentions_input[layer] = edited
+            saved["after"] = model.attentions_output[layer].save()
+        last_changed = not torch.equal(saved["before"][:, -1], saved["after"][:, -1])
+        first_changed = not torch.equal(saved["before"][:, 0], saved["after"][:, 0])
+        assert first_changed, f"layer {layer}: the edit must reach the edited position"
+        assert last_changed == (kind == "full_attention"), f"layer {layer} ({kind})"
