@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from nnrosetta import Adapter, hookimpl
+from nnrosetta import Adapter, AttentionSpec, CallArgument, HeadLabels, HeadsSpec, hookimpl
 
 if TYPE_CHECKING:
     from nnrosetta import StandardizedTransformer
@@ -75,11 +75,37 @@ TINY_SLIDING = {
     "query_pre_attn_scalar": 8,
 }
 
+
+#: Eager attention's probabilities: the output of the dropout (the identity in eval mode)
+#: inside the attention function the forward calls at ``attention_interface_1``.
+ATTENTION = AttentionSpec(probabilities=("attention_interface_1", "nn_functional_dropout_0"))
+
+#: Per-head projections before rotary. Gemma 3 normalises q and k after assigning the
+#: values, so its values are read where attention receives them (the same tensor in a
+#: forward pass; with past positions when generating). Sliding-window layers and Gemma 2's
+#: soft-capped attention logits live in the mask and the attention function, so the
+#: probabilities above are the ones each layer actually uses.
+HEAD_LABELS_BY_TYPE = {
+    "gemma": HeadLabels(queries="query_states_0", keys="key_states_0", values="value_states_0"),
+    "gemma2": HeadLabels(queries="query_states_0", keys="key_states_0", values="value_states_0"),
+    "gemma3_text": HeadLabels(
+        queries="query_states_1", keys="key_states_1", values=CallArgument("attention_interface_1", 3)
+    ),
+}
+
+HEADS = HeadsSpec(
+    labels=lambda config: HEAD_LABELS_BY_TYPE[config.model_type],
+    output_projection="o_proj",
+    attention_call="attention_interface_1",
+)
+
 GEMMA = Adapter(
     name="gemma",
     model_types=MODEL_TYPES,
     rename=RENAME,
     final_projection=softcapped_projection,
+    attention=ATTENTION,
+    heads=HEADS,
     tiny_configs={
         "gemma": dict(TINY),
         "gemma2": {**TINY, **TINY_SLIDING},

@@ -16,7 +16,7 @@ Three adapters, because the families differ in data the core needs:
 
 from __future__ import annotations
 
-from nnrosetta import Adapter, MoESpec, hookimpl
+from nnrosetta import Adapter, AttentionSpec, HeadLabels, HeadsSpec, MoESpec, hookimpl
 
 RENAME = {
     "model.embed_tokens": "embed_tokens",
@@ -36,10 +36,29 @@ TINY = {
     "num_experts_per_tok": 2,
 }
 
+
+#: Eager attention's probabilities: the output of the dropout (the identity in eval mode)
+#: inside the attention function the forward calls at ``attention_interface_1``.
+ATTENTION = AttentionSpec(probabilities=("attention_interface_1", "nn_functional_dropout_0"))
+
+#: Per-head projections before rotary: olmoe and flex_olmo assign them once more, after
+#: reshaping their (normalised) flat projections into heads.
+HEAD_LABELS = HeadLabels(queries="query_states_0", keys="key_states_0", values="value_states_0")
+HEAD_LABELS_AFTER_RESHAPE = HeadLabels(queries="query_states_1", keys="key_states_1", values="value_states_1")
+RESHAPING_TYPES = ("olmoe", "flex_olmo")
+
+HEADS = HeadsSpec(
+    labels=lambda config: HEAD_LABELS_AFTER_RESHAPE if config.model_type in RESHAPING_TYPES else HEAD_LABELS,
+    output_projection="o_proj",
+    attention_call="attention_interface_1",
+)
+
 MIXTRAL = Adapter(
     name="mixtral",
     model_types=("mixtral",),
     rename=RENAME,
+    attention=ATTENTION,
+    heads=HEADS,
     moe=MoESpec(num_experts_key="num_experts", normalize_top_k=True),
     tiny_configs={"mixtral": {**TINY, "num_local_experts": 4}},
     description="Mixtral MoE: mlp.gate -> (logits, weights, indices), fused mlp.experts; top-k always renormalised.",
@@ -52,6 +71,8 @@ OLMOE = Adapter(
     name="olmoe",
     model_types=OLMOE_TYPES,
     rename=RENAME,
+    attention=ATTENTION,
+    heads=HEADS,
     moe=MoESpec(num_experts_key="num_experts", normalize_top_k="norm_topk_prob"),
     tiny_configs={
         "olmoe": {**TINY, "num_experts": 4, "norm_topk_prob": False},
@@ -65,6 +86,8 @@ QWEN2_MOE = Adapter(
     name="qwen2_moe",
     model_types=("qwen2_moe",),
     rename=RENAME,
+    attention=ATTENTION,
+    heads=HEADS,
     moe=MoESpec(num_experts_key="num_experts", normalize_top_k="norm_topk_prob", shared_experts="shared_expert"),
     tiny_configs={
         "qwen2_moe": {
