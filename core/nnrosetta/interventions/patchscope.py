@@ -15,7 +15,7 @@ import torch
 from ..errors import InvalidInputError, ShapeError
 from .hidden import layer_outputs
 from .inputs import Layers, Prompts, encode, layer_list, prompt_list
-from .patched_runs import Patch, patched_last_logits
+from .patched_runs import Patch, patched_last_logits, runs_per_pass
 from .target_prompt import TargetPrompt, TargetPromptBatch
 
 if TYPE_CHECKING:
@@ -86,6 +86,7 @@ def patchscope_lens(
     source_encoding, checked, count = _latents(model, source_prompts, latents, layer_ids)
     targets = TargetPromptBatch.coerce(target_patch_prompts, count)
     target_encoding, positions = targets.encode(model)
+    runs_per_pass(batch_size, len(layer_ids))
     if checked is None:
         checked = _source_latents(model, source_encoding, layer_ids, remote)
     runs = [[Patch(layer, positions, checked[:, index])] for index, layer in enumerate(layer_ids)]
