@@ -64,6 +64,12 @@ def plain_logits(model: "StandardizedTransformer") -> torch.Tensor:
     return logits
 
 
+def clean_logits(model: "StandardizedTransformer") -> torch.Tensor:
+    """The probe's plain logits: the ones recorded before the suite, else a fresh trace."""
+    recorded = suite_state().get("state_before")
+    return recorded["logits"] if recorded is not None else plain_logits(model)
+
+
 def _shape(value: Any) -> Any:
     return tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
 
@@ -180,7 +186,7 @@ def _write_back(model: "StandardizedTransformer", names: tuple[str, ...], embedd
 @check("write_identity")
 def write_identity(model: "StandardizedTransformer") -> None:
     """Writing each accessor's own value back leaves the logits bit-identical."""
-    clean = plain_logits(model)
+    clean = clean_logits(model)
     written = _write_back(model, LAYER_ACCESSORS, embeddings=True)
     if torch.equal(written, clean):
         return
@@ -197,35 +203,48 @@ def write_identity(model: "StandardizedTransformer") -> None:
 @check("write_effect")
 def write_effect(model: "StandardizedTransformer") -> None:
     """Changing layers_output[i], attentions_output[i], mlps_output[i] changes the logits."""
-    clean = plain_logits(model)
-    generator = torch.Generator().manual_seed(0)
-    direction = torch.randn(model.hidden_size, generator=generator)
+    # One forward: the probe repeated once per edit (plus a clean copy); copy j gets edit j alone.
+    probe = current_probe(model)
+    edits = [(name, index) for index in range(model.num_layers) for name in EDITED_ACCESSORS]
+    rows = probe.batch_size
+    copies = len(edits) + 1
+    device = _device(model)
+    batch = {
+        "input_ids": probe.input_ids.repeat(copies, 1).to(device),
+        "attention_mask": probe.attention_mask.repeat(copies, 1).to(device),
+    }
+    direction = torch.randn(model.hidden_size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad(), model.trace(batch):
+        for copy, (name, index) in enumerate(edits, start=1):
+            value = getattr(model, name)[index]
+            edited = value.clone()
+            part = slice(copy * rows, (copy + 1) * rows)
+            scale = float(value[part, -1].detach().abs().max()) + 1.0
+            edited[part, -1] += scale * direction.to(value.device, value.dtype)
+            getattr(model, name)[index] = edited
+        logits = model.logits.save()
+    clean = logits[:rows]
     tolerance = _tolerance(clean, PROJECTION_ULPS)
+    # Padding positions attend to nothing real; some families let them see later tokens.
+    real = probe.attention_mask.bool().to(clean.device)[:, :-1]
     problems = []
-    for name in EDITED_ACCESSORS:
-        for index in range(model.num_layers):
-            with torch.no_grad(), model.trace(_inputs(model)):
-                value = getattr(model, name)[index]
-                edited = value.clone()
-                scale = float(value.detach().abs().max()) + 1.0
-                edited[:, -1] += scale * direction.to(value.device, value.dtype)
-                getattr(model, name)[index] = edited
-                logits = model.logits.save()
-            last_change = (logits[:, -1] - clean[:, -1]).abs().amax(-1)
-            if not bool((last_change > 0).all()):
-                problems.append(
-                    f"{name}[{index}]: editing the last position left the last logits unchanged in rows "
-                    f"{(last_change == 0).nonzero().flatten().tolist()}"
-                )
-            earlier = (logits[:, :-1] - clean[:, :-1]).abs()
-            if earlier.numel() and float(earlier.max()) > tolerance:
-                problems.append(
-                    f"{name}[{index}]: editing the last position changed earlier positions' logits "
-                    f"(max |Δ| = {float(earlier.max()):.3g} > {tolerance:.3g})"
-                )
+    for copy, (name, index) in enumerate(edits, start=1):
+        edited_logits = logits[copy * rows : (copy + 1) * rows]
+        last_change = (edited_logits[:, -1] - clean[:, -1]).abs().amax(-1)
+        if not bool((last_change > tolerance).all()):
+            problems.append(
+                f"{name}[{index}]: editing the last position left the last logits unchanged "
+                f"(max |Δ| per row {[round(float(v), 6) for v in last_change]}, tolerance {tolerance:.3g})"
+            )
+        earlier = (edited_logits[:, :-1] - clean[:, :-1]).abs()[real]
+        if earlier.numel() and float(earlier.max()) > tolerance:
+            problems.append(
+                f"{name}[{index}]: editing the last position changed earlier tokens' logits "
+                f"(max |Δ| = {float(earlier.max()):.3g} > {tolerance:.3g})"
+            )
     expect(
         not problems,
-        "an edit of the last position should change the last logits and no earlier ones: "
+        "an edit of the last position should change the last logits and no earlier real token's: "
         + "; ".join(problems)
         + ". The accessor reads or writes a value the forward does not use downstream.",
     )
@@ -291,7 +310,7 @@ def final_projection(model: "StandardizedTransformer") -> None:
 def padding_invariance(model: "StandardizedTransformer") -> None:
     """Last-token logits of a left-padded batch match each prompt run alone."""
     probe = current_probe(model)
-    batched = plain_logits(model)[:, -1]
+    batched = clean_logits(model)[:, -1]
     tolerance = _tolerance(batched, PADDING_ULPS)
     device = _device(model)
     problems = []
@@ -374,12 +393,14 @@ def _generate(model: "StandardizedTransformer", push: Optional[torch.Tensor]) ->
     return result[:, probe.sequence_length :].cpu(), steps
 
 
-def _forced_token(model: "StandardizedTransformer", push: torch.Tensor) -> torch.Tensor:
+def _forced_token(model: "StandardizedTransformer", direction: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The next tokens when a push along ``direction`` dwarfing the last hidden state is added; and the push."""
     with torch.no_grad(), model.trace(_inputs(model)):
         hidden = model.layers_output[-1]
+        push = (direction * 1e3 * (float(hidden.detach().abs().max()) + 1.0)).save()
         model.layers_output[-1] = hidden + push.to(hidden.device, hidden.dtype)
         chosen = model.logits[:, -1].argmax(-1).save()
-    return chosen.cpu()
+    return chosen.cpu(), push
 
 
 @check("generation")
@@ -390,15 +411,12 @@ def generation(model: "StandardizedTransformer") -> None:
         len(steps) == GENERATED_TOKENS,
         f"tracer.iter[:{GENERATED_TOKENS}] reached layers_output[-1] at {len(steps)} steps, expected {GENERATED_TOKENS}.",
     )
-    with torch.no_grad(), model.trace(_inputs(model)):
-        scale = model.layers_output[-1].abs().max().save()
     special = set(model.tokenizer.all_special_ids)
     generator = torch.Generator().manual_seed(0)
     # A push that dwarfs the hidden state makes the next token that of the push alone;
     # find one whose token the clean generation never produces, so each step shows it.
     for _attempt in range(16):
-        push = torch.randn(model.hidden_size, generator=generator) * 1e3 * (float(scale) + 1.0)
-        forced = _forced_token(model, push)
+        forced, push = _forced_token(model, torch.randn(model.hidden_size, generator=generator))
         token = int(forced[0])
         if bool((forced == token).all()) and token not in special and not bool((clean == token).any()):
             break
@@ -429,7 +447,7 @@ def _fingerprint(model: "StandardizedTransformer") -> dict[str, Any]:
     """Weights (a hash per tensor), requires_grad flags, training mode, and the probe's logits."""
     hashes = {}
     for name, tensor in [*model._module.named_parameters(), *model._module.named_buffers()]:
-        data = tensor.detach().cpu().contiguous()
+        data = tensor.detach().cpu().contiguous().reshape(-1)
         hashes[name] = hashlib.sha256(data.view(torch.uint8).numpy().tobytes()).hexdigest() if data.numel() else ""
     return {
         "hashes": hashes,
