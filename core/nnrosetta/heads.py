@@ -10,7 +10,8 @@ value; the core serves them in one layout whatever the family:
   the attention function receives them (after rotary where the family applies
   it; keys include cached positions during generation). Read-only.
 - ``heads_output[i]`` (batch, seq, heads, head_dim): each head's output before the
-  output projection. Readable and writable: zeroing one head ablates it.
+  output projection. Readable and writable: zeroing one head ablates it
+  (``ablate_heads(layer, heads)`` does that, checking the head indices).
 - ``attention_patterns(i)`` (batch, heads, q, k): the probabilities recomputed from
   the rotated queries and keys with the family's own scaling, soft-cap and mask,
   under any attention implementation (sdpa included). Read-only.
@@ -18,14 +19,14 @@ value; the core serves them in one layout whatever the family:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
 
 import torch
 
 from .accessors import normalize_index
 from .attention import describe_adapter
 from .attention_spec import CallArgument, HeadsSpec
-from .errors import AccessorAssignmentError, CapabilityError, ShapeError
+from .errors import AccessorAssignmentError, CapabilityError, LayerIndexError, ShapeError
 from .source_points import source_operation
 
 if TYPE_CHECKING:
@@ -261,6 +262,16 @@ class HeadsInterface:
     def heads_output(self) -> HeadsOutput:
         """Each head's output before the output projection, (batch, seq, heads, head_dim); writable."""
         return HeadsOutput(self)
+
+    def ablate_heads(self, layer: int, heads: Union[int, Sequence[int]]) -> None:
+        """Inside a trace, zero the outputs of ``heads`` in ``layer`` before its output projection."""
+        items = [heads] if isinstance(heads, int) else list(heads)
+        if not items:
+            raise LayerIndexError("no head was given; pass a head index or a non-empty list of them.")
+        chosen = sorted({normalize_index(head, self.num_heads, "head", "num_heads") for head in items})
+        ablated = self.heads_output[layer].clone()
+        ablated[:, :, chosen] = 0
+        self.heads_output[layer] = ablated
 
     def attention_patterns(self, index: int) -> torch.Tensor:
         """Inside a trace: layer ``index``'s attention probabilities recomputed from the rotated
