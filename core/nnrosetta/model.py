@@ -98,7 +98,11 @@ class StandardizedTransformer(AttentionInterface, HeadsInterface, MixtureOfExper
     # -- sizes ---------------------------------------------------------------
 
     def _config_value(self, key: Optional[str]) -> Optional[int]:
-        return getattr(self.config, key, None) if key else None
+        # Multimodal configs keep the language model's sizes in their text config.
+        if not key:
+            return None
+        value = getattr(self.config, key, None)
+        return value if value is not None else getattr(self.config.get_text_config(), key, None)
 
     @property
     def num_layers(self) -> int:
