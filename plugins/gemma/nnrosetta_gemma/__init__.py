@@ -18,7 +18,11 @@ are documented in docs/gemma.md:
   ``attentions_output[i]`` / ``mlps_output[i]`` are the modules' own outputs, before
   the post-norms; ``mlps_input[i]`` is after ``pre_feedforward_layernorm``.
 
-``gemma3`` (the image-text model) is not claimed: see `GEMMA3_MULTIMODAL_NOTE`.
+``gemma3`` (the image-text model) is served on its text path by a second adapter,
+``gemma3``: the same decoder sits at ``model.language_model``, and its forward
+applies no logit soft-cap, which the shared projection follows (the top-level
+config carries no cap). Image inputs pass through HuggingFace unchanged; the
+standard accessors describe the language model only.
 """
 
 from __future__ import annotations
@@ -92,6 +96,8 @@ HEAD_LABELS_BY_TYPE = {
         queries="query_states_1", keys="key_states_1", values=CallArgument("attention_interface_1", 3)
     ),
 }
+#: The image-text model's decoder is the same Gemma3 attention.
+HEAD_LABELS_BY_TYPE["gemma3"] = HEAD_LABELS_BY_TYPE["gemma3_text"]
 
 HEADS = HeadsSpec(
     labels=lambda config: HEAD_LABELS_BY_TYPE[config.model_type],
@@ -115,6 +121,35 @@ GEMMA = Adapter(
 )
 
 
+#: Gemma 3's image-text model keeps the same decoder under ``model.language_model``; its
+#: top-level forward applies no logit soft-cap (the text config sets none), which
+#: `softcapped_projection` follows because the top-level config has no cap.
+GEMMA3_MULTIMODAL = Adapter(
+    name="gemma3",
+    model_types=("gemma3",),
+    rename={
+        "model.language_model.embed_tokens": "embed_tokens",
+        "model.language_model.layers": "layers",
+        "model.language_model.norm": "ln_final",
+    },
+    final_projection=softcapped_projection,
+    attention=ATTENTION,
+    heads=HEADS,
+    tiny_configs={
+        "gemma3": {
+            # The text config carries the decoder; its vocabulary matches the tiny tokenizer (384).
+            "text_config": {**TINY, **TINY_SLIDING, "final_logit_softcapping": None, "vocab_size": 384,
+                            "pad_token_id": 3, "bos_token_id": 1, "eos_token_id": 2},
+            "vision_config": {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
+                              "num_attention_heads": 2, "image_size": 28, "patch_size": 14},
+            "mm_tokens_per_image": 4,
+        }
+    },
+    description="Gemma 3 image-text model, text path: the decoder at model.language_model.",
+)
+
+
 @hookimpl
 def register_adapters(register) -> None:
     register(GEMMA)
+    register(GEMMA3_MULTIMODAL)

@@ -12,13 +12,19 @@ import torch
 
 from nnrosetta import StandardizedTransformer, default_registry
 from nnrosetta_conformance.tiny import build_tiny
-from nnrosetta_gemma import MODEL_TYPES
+from nnrosetta_gemma import GEMMA3_MULTIMODAL, MODEL_TYPES
 
 PROMPTS = ["The cat sat on the mat and the dog slept by the door", "Paris"]
 SANDWICH_TYPES = ("gemma2", "gemma3_text")
+ALL_TYPES = MODEL_TYPES + GEMMA3_MULTIMODAL.model_types
 
 
-@pytest.fixture(scope="module", params=MODEL_TYPES)
+def _decoder(hf):
+    """The HuggingFace decoder: the model itself, or the image-text model's language model."""
+    return getattr(hf.model, "language_model", hf.model)
+
+
+@pytest.fixture(scope="module", params=ALL_TYPES)
 def loaded(request):
     hf, tokenizer = build_tiny(request.param)
     return request.param, hf, tokenizer, StandardizedTransformer(hf, tokenizer=tokenizer)
@@ -26,7 +32,8 @@ def loaded(request):
 
 def test_claimed_type_gives_bit_identical_logits_on_a_left_padded_batch(loaded):
     model_type, hf, tokenizer, model = loaded
-    assert default_registry().resolve(model_type).name == "gemma"
+    expected = "gemma3" if model_type in GEMMA3_MULTIMODAL.model_types else "gemma"
+    assert default_registry().resolve(model_type).name == expected
     batch = tokenizer(PROMPTS, return_tensors="pt", padding=True)
     assert batch.attention_mask[1, 0] == 0, "the batch must be left-padded"
     positions = (batch.attention_mask.cumsum(-1) - 1).clamp(min=0)
@@ -71,7 +78,7 @@ def test_token_embeddings_are_scaled_by_sqrt_hidden_as_the_first_layer_reads_the
     with torch.no_grad(), model.trace(ids):
         saved["embeddings"] = model.token_embeddings.save()
         saved["first_input"] = model.layers_input[0].save()
-    table = hf.model.embed_tokens.weight.detach()
+    table = _decoder(hf).embed_tokens.weight.detach()
     scale = torch.tensor(model.hidden_size**0.5).to(table.dtype)
     assert torch.equal(saved["embeddings"], table[ids] * scale)
     assert torch.equal(saved["embeddings"], saved["first_input"])
