@@ -60,8 +60,8 @@ TINY_OVERRIDES: dict[str, dict] = {
 ATTENTION = AttentionSpec(probabilities=("attention_interface_1", "nn_functional_dropout_0"))
 
 #: Where each type's forward last assigns the per-head (batch, heads, seq, head_dim)
-#: projections before rotary (after the q/k norms of qwen3, olmo2, olmo3, apertus). Apertus
-#: assigns its values before normalising q and k, so its values are read where attention
+#: projections before rotary (after the q/k norms of qwen3, olmo2, olmo3, apertus, stablelm).
+#: Apertus and stablelm with qk_layernorm assign their values before normalising q and k, so its values are read where attention
 #: receives them (the same tensor in a forward pass; with past positions when generating).
 HEAD_LABELS = HeadLabels(queries="query_states_0", keys="key_states_0", values="value_states_0")
 HEAD_LABELS_AFTER_RESHAPE = HeadLabels(queries="query_states_1", keys="key_states_1", values="value_states_1")
@@ -80,7 +80,9 @@ def head_labels(config) -> HeadLabels:
     """The labels for this config: by model type; stablelm's optional q/k layernorm adds one assignment."""
     if config.model_type == "stablelm":
         if getattr(config, "qk_layernorm", False):
-            return HeadLabels(queries="query_states_2", keys="key_states_2", values="value_states_1")
+            return HeadLabels(
+                queries="query_states_2", keys="key_states_2", values=CallArgument("attention_interface_1", 3)
+            )
         return HEAD_LABELS_AFTER_RESHAPE
     return HEAD_LABELS_BY_TYPE.get(config.model_type, HEAD_LABELS)
 
