@@ -22,10 +22,12 @@ def _reordered_eager_attention(config) -> str | None:
     return _reordered_attention(config) if config._attn_implementation == "eager" else None
 
 
-#: GPT-2 fuses queries, keys and values in ``c_attn``'s output; the core splits it into heads.
+#: Eager attention's probabilities: the output of the dropout (the identity in eval mode)
+#: inside the attention function the forward calls at ``attention_interface_1``.
 ATTENTION = AttentionSpec(
     probabilities=("attention_interface_1", "nn_functional_dropout_0"), refuse=_reordered_attention
 )
+#: GPT-2 fuses queries, keys and values in ``c_attn``'s output; the core splits it into heads.
 HEADS = HeadsSpec(
     fused_projection="c_attn",
     output_projection="c_proj",
@@ -55,7 +57,10 @@ GPT2 = Adapter(
     tiny_configs={
         "gpt2": {"n_embd": 32, "n_layer": 2, "n_head": 4, "n_positions": 128, "n_inner": 64},
     },
-    description="GPT-2: transformer.h[i].{attn,mlp}, transformer.ln_f, transformer.wte.",
+    description=(
+        "GPT-2: transformer.h[i].{attn,mlp}, transformer.ln_f, transformer.wte. Attention probabilities "
+        "and heads are not served with reorder_and_upcast_attn=True (a separate eager path)."
+    ),
 )
 
 

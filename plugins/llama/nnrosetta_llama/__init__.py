@@ -61,8 +61,9 @@ ATTENTION = AttentionSpec(probabilities=("attention_interface_1", "nn_functional
 
 #: Where each type's forward last assigns the per-head (batch, heads, seq, head_dim)
 #: projections before rotary (after the q/k norms of qwen3, olmo2, olmo3, apertus, stablelm).
-#: Apertus and stablelm with qk_layernorm assign their values before normalising q and k, so its values are read where attention
-#: receives them (the same tensor in a forward pass; with past positions when generating).
+#: Apertus and stablelm with qk_layernorm assign their values before normalising q and k,
+#: so their values are read where attention receives them (the same tensor in a forward
+#: pass; with past positions when generating).
 HEAD_LABELS = HeadLabels(queries="query_states_0", keys="key_states_0", values="value_states_0")
 HEAD_LABELS_AFTER_RESHAPE = HeadLabels(queries="query_states_1", keys="key_states_1", values="value_states_1")
 HEAD_LABELS_BY_TYPE = {
