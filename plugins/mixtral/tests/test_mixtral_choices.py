@@ -54,8 +54,9 @@ def test_claimed_type_is_faithful_and_passes_moe_routing(adapter_name, model_typ
     CHECKS["moe_routing"].function(model)
 
 
-def _top_k_after_ablation(model_type: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
-    """(baseline weights, indices, weights that reproduce the ablated output, ablated expert)."""
+def _top_k_after_ablation(model_type: str) -> tuple:
+    """Baseline (weights, indices), the slots that chose the ablated expert, the expert,
+    the model and the block output with that expert ablated."""
     _, _, model = _load(model_type)
     saved = {}
     with torch.no_grad(), model.trace(PROMPTS):
