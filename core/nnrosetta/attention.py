@@ -150,7 +150,8 @@ class AttentionProbabilities:
         layer = normalize_index(index, len(self), "layer", "num_layers")
         attention = self._model.layers[layer].self_attn
         shown: list[str] = []
-        input_ids = torch.zeros((1, PRINT_SOURCE_TOKENS), dtype=torch.long)
+        device = next(self._model._module.parameters()).device
+        input_ids = torch.zeros((1, PRINT_SOURCE_TOKENS), dtype=torch.long, device=device)
         with torch.no_grad(), self._model.trace(input_ids):
             chain = source_chain(attention, spec.probabilities, self._model.adapter, "attention.probabilities")
             shown.extend(repr(operation) for operation in chain)
