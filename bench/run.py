@@ -31,18 +31,32 @@ from bench.shapes import SHAPES  # noqa: E402
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 DEFAULT_OUTPUT = ROOT / "bench" / "results.md"
 
-#: workload number -> (module under bench.workloads, whether it runs once per shape)
-WORKLOADS: dict[int, tuple[str, bool]] = {
-    1: ("forward", True),
-    2: ("forward", True),
-    3: ("forward", True),
-    4: ("logit_lens", True),
-    5: ("patching", True),
-    6: ("attribution", True),
-    7: ("loading", True),
-    8: ("check_all_tiny", False),
-    9: ("memory", True),
+#: workload number -> the module under bench.workloads that measures it
+WORKLOADS: dict[int, str] = {
+    1: "forward",
+    2: "forward",
+    3: "forward",
+    4: "logit_lens",
+    5: "patching",
+    6: "attribution",
+    7: "loading",
+    8: "check_all_tiny",
+    9: "memory",
 }
+#: How to read the table; written under it in results.md.
+NOTES = (
+    "Times are medians of the timed runs (after the warm-up runs); each workload's variants run "
+    "interleaved (A, B, C, B, C, A, ...), and a ratio is the median over rounds of the two variants' "
+    "times in the same round, so load from other processes hits both sides of a pair alike.",
+    "Models are random-weight models built from configs with a fixed seed (no hub); each variant "
+    "runs on its own copy of the same weights, since nnsight wraps modules in place. Every variant's "
+    "result is checked against its floor (the notes give the largest difference).",
+    "Peak memory (workload 9) is measured in a child process per shape, with malloc returning freed "
+    "tensors to the system: the peak RSS (CUDA: allocated) above what was resident before the call.",
+    "Workload 8 runs once (it takes minutes); it includes process start-up and imports.",
+)
+#: modules that run once per command rather than once per model shape
+ONCE = {"check_all_tiny"}
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -92,29 +106,27 @@ def workload_runner(module_name: str) -> Callable:
     return module.run
 
 
-def run_all(args: argparse.Namespace, console: Console) -> tuple[list[Row], list[str]]:
+def _timed(label: str, console: Console, function: Callable[[], list[Row]]) -> list[Row]:
+    started = time.perf_counter()
+    console.print(f"[dim]{label} ...[/]", end=" ")
+    rows = function()
+    console.print(f"[dim]{time.perf_counter() - started:.1f} s[/]")
+    return rows
+
+
+def run_all(args: argparse.Namespace, console: Console) -> list[Row]:
+    """Every selected workload, shape by shape (one shape's models in memory at a time)."""
     settings = settings_for(args)
-    numbers = selected(args.only)
-    modules = list(dict.fromkeys(WORKLOADS[n][0] for n in numbers))
+    modules = list(dict.fromkeys(WORKLOADS[n] for n in selected(args.only)))
     rows: list[Row] = []
-    notes: list[str] = []
     for shape in SHAPES[args.shape]:
         models = Models(shape, settings)
-        for module_name in modules:
-            if not WORKLOADS[next(n for n in numbers if WORKLOADS[n][0] == module_name)][1]:
-                continue
-            started = time.perf_counter()
-            console.print(f"[dim]{shape.name}: {module_name} ...[/]", end=" ")
-            rows += workload_runner(module_name)(models, settings)
-            console.print(f"[dim]{time.perf_counter() - started:.1f} s[/]")
+        for module in (m for m in modules if m not in ONCE):
+            rows += _timed(f"{shape.name}: {module}", console, lambda: workload_runner(module)(models, settings))
         models.release()
-    for module_name in modules:
-        if not WORKLOADS[next(n for n in numbers if WORKLOADS[n][0] == module_name)][1]:
-            started = time.perf_counter()
-            console.print(f"[dim]{module_name} ...[/]", end=" ")
-            rows += workload_runner(module_name)(None, settings)
-            console.print(f"[dim]{time.perf_counter() - started:.1f} s[/]")
-    return rows, notes
+    for module in (m for m in modules if m in ONCE):
+        rows += _timed(module, console, lambda: workload_runner(module)(None, settings))
+    return rows
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -128,7 +140,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     transformers_logging.set_verbosity_error()
     console = Console() if sys.stdout.isatty() else Console(width=170)
     started = time.perf_counter()
-    rows, notes = run_all(args, console)
+    rows = run_all(args, console)
     elapsed = time.perf_counter() - started
     info = environment(args.device, args.dtype, torch.get_num_threads())
     info["load average at end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -137,7 +149,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print_table(rows, title, console)
     if args.output:
         command = "python bench/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
-        write_markdown(args.output, rows, info, command.strip(), notes)
+        write_markdown(args.output, rows, info, command.strip(), NOTES)
         console.print(f"written to {args.output}")
     console.print(f"wall time {elapsed:.0f} s")
     return 0
