@@ -1,18 +1,31 @@
-"""The nnrosetta conformance suite: proves a model is served correctly by its adapter."""
+"""The nnrosetta conformance suite: proves a model is served correctly by its adapter.
 
-from .tiny import build_tiny, build_tokenizer, claimed_tiny_types, save_tiny, tiny_config
-from .report import CheckResult, Report, SuiteRun
-from .runner import run, run_all_tiny
+Names are imported on first use, so loading the pytest plugin (which pytest does
+in every run where nnrosetta is installed) costs nothing until a suite runs.
+"""
 
-__all__ = [
-    "CheckResult",
-    "Report",
-    "SuiteRun",
-    "build_tiny",
-    "build_tokenizer",
-    "claimed_tiny_types",
-    "run",
-    "run_all_tiny",
-    "save_tiny",
-    "tiny_config",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "build_tiny": "tiny",
+    "build_tokenizer": "tiny",
+    "claimed_tiny_types": "tiny",
+    "save_tiny": "tiny",
+    "tiny_config": "tiny",
+    "CheckResult": "report",
+    "Report": "report",
+    "SuiteRun": "report",
+    "run": "runner",
+    "run_all_tiny": "runner",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
