@@ -39,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
         heatmap = logit_lens_heatmap(model, args.prompt)
     heatmap.save(out)
     Console().print(
-        f"wrote {out} ({len(heatmap.row_labels)} layers x {len(heatmap.column_labels)} tokens)", highlight=False
+        f"wrote {out} ({len(heatmap.row_labels)} layers x {len(heatmap.column_labels)} tokens)",
+        highlight=False,
+        soft_wrap=True,
     )
     return 0
