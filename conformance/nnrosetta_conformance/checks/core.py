@@ -125,8 +125,8 @@ def accessor_shapes(model: "StandardizedTransformer") -> None:
         not wrong,
         f"on a ({batch}, {seq}) probe with hidden_size={model.hidden_size}, vocab_size={model.vocab_size}: "
         + "; ".join(wrong)
-        + ". The rename map points these names at modules that do not carry the residual-stream "
-        "state, or the adapter's config_keys read the wrong sizes.",
+        + f". The rename map ({dict(model.adapter.rename)}) points these names at modules that do not carry "
+        "the residual-stream state, or the adapter's config_keys read the wrong sizes.",
     )
     expect(
         torch.equal(input_ids.cpu(), probe.input_ids),
@@ -293,16 +293,16 @@ def final_projection(model: "StandardizedTransformer") -> None:
     )
     tolerance = _tolerance(logits, PROJECTION_ULPS)
     difference = float((projected.float() - logits.float()).abs().max())
-    declared = (
-        "the adapter's final_projection"
-        if model.adapter.final_projection is not None
-        else "lm_head(ln_final(h)) (the adapter declares no final_projection)"
-    )
+    if model.adapter.final_projection is not None:
+        through = f"the adapter's final_projection ({getattr(model.adapter.final_projection, '__name__', '?')})"
+        fix = "The declared final_projection does not reproduce the family's; fix it."
+    else:
+        through = "lm_head(ln_final(h)) (the adapter declares no final_projection)"
+        fix = "The family does more between the last layer and the logits; declare it in the adapter's `final_projection`."
     expect(
         difference <= tolerance,
-        f"project_on_vocab(layers_output[-1]) through {declared} differs from the logits: "
-        f"{_where_differs(projected, logits)} > tolerance {tolerance:.3g}. The family does more between the "
-        f"last layer and the logits; declare it in the adapter's `final_projection`.",
+        f"project_on_vocab(layers_output[-1]) through {through} differs from the logits: "
+        f"{_where_differs(projected, logits)} > tolerance {tolerance:.3g}. {fix}",
     )
 
 
