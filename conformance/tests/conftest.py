@@ -24,9 +24,10 @@ collect_ignore = ["example_plugins"]
 
 def install_distribution(source: Path, site: Path) -> str:
     """Install the distribution at ``source`` (a folder with a pyproject.toml) into ``site``."""
-    project = tomllib.loads((source / "pyproject.toml").read_text())["project"]
+    pyproject = tomllib.loads((source / "pyproject.toml").read_text())
+    project = pyproject["project"]
     name, version = project["name"], project["version"]
-    for package in tomllib.loads((source / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]:
+    for package in pyproject["tool"]["setuptools"]["packages"]:
         shutil.copytree(source / package, site / package, ignore=shutil.ignore_patterns("__pycache__"))
     info = site / f"{name.replace('-', '_')}-{version}.dist-info"
     info.mkdir()
@@ -43,8 +44,8 @@ def install_distribution(source: Path, site: Path) -> str:
 def example_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A site folder holding the installed example plugins (working and broken)."""
     site = tmp_path_factory.mktemp("site")
-    for source in sorted(EXAMPLES.iterdir()):
-        install_distribution(source, site)
+    for pyproject in sorted(EXAMPLES.glob("*/pyproject.toml")):
+        install_distribution(pyproject.parent, site)
     return site
 
 

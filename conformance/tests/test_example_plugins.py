@@ -102,7 +102,7 @@ def test_third_party_test_files_run_the_suite_through_the_pytest_plugin(example_
         "NNROSETTA_PLUGINS": "example,example_broken",
     }
     junit = tmp_path / "junit.xml"
-    files = [str(EXAMPLES / name / "tests" / "test_conformance.py") for name in sorted(os.listdir(EXAMPLES))]
+    files = [str(test) for test in sorted(EXAMPLES.glob("*/tests/test_conformance.py"))]
     # A fresh pytest with no project configuration: only the pytest11 entry point brings the suite in.
     options = ["-q", "-p", "no:cacheprovider", "-c", os.devnull, "--rootdir", str(tmp_path), "--import-mode=importlib"]
     completed = subprocess.run(
