@@ -7,7 +7,7 @@ call fails in milliseconds with a message naming the argument, instead of after
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Sequence, Union
 
 import torch
 
