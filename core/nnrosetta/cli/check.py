@@ -42,6 +42,17 @@ def _writable(path: Optional[str], option: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        return _check(args)
+    except NnrosettaError as error:
+        # Loading errors quote HuggingFace's multi-line messages; bad input gets one line.
+        one_line = " ".join(str(error).split())
+        if one_line == str(error):
+            raise
+        raise NnrosettaError(one_line) from error
+
+
+def _check(args: argparse.Namespace) -> int:
     from nnrosetta_conformance.report import SuiteRun, versions
     from nnrosetta_conformance.runner import run as run_suite
     from nnrosetta_conformance.runner import run_all_tiny, select_checks, tiny_targets
