@@ -42,6 +42,7 @@ def activation_patching(
             of the clean run's top token.
         batch_size: patched runs per forward pass (default all in one). Forward passes:
             1 clean + ceil((layers * positions + 1) / batch_size), the +1 being the corrupted run.
+            A pass holds batch_size * len(prompts) rows: lower it when that does not fit in memory.
     """
     pair = pair_prompts(model, clean_prompts, corrupted_prompts, layers, positions, component, metric)
     runs_per_pass(batch_size, 1)
