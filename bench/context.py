@@ -25,7 +25,11 @@ from .shapes import Shape, build_model
 
 @dataclass(frozen=True)
 class Settings:
-    """How the run measures: device, dtype, repeats, and the batch sizes of the workloads."""
+    """How the run measures: device, dtype, repeats, and the batch sizes of the workloads.
+
+    The activation-patching sweep (layers x positions, one forward per patch on the
+    floor side) is the longest workload, so it runs on ``sweep_shape`` only.
+    """
 
     device: str = "cpu"
     dtype: torch.dtype = torch.float32
@@ -35,7 +39,8 @@ class Settings:
     seq: int = 32
     patch_batch: int = 32
     patch_seq: int = 16
-    sweep_seq: int = 6
+    sweep_seq: int = 4
+    sweep_shape: str = ""
     quick: bool = False
 
 

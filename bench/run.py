@@ -96,9 +96,8 @@ def selected(only: str) -> list[int]:
 
 
 def settings_for(args: argparse.Namespace) -> Settings:
-    if args.quick:
-        return Settings(args.device, DTYPES[args.dtype], args.repeats, args.warmup, quick=True)
-    return Settings(args.device, DTYPES[args.dtype], args.repeats, args.warmup)
+    return Settings(args.device, DTYPES[args.dtype], args.repeats, args.warmup,
+                    sweep_shape=SHAPES[args.shape][0].name, quick=args.quick)
 
 
 def workload_runner(module_name: str) -> Callable:

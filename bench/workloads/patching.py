@@ -2,7 +2,9 @@
 
 - single: one MLP layer (the middle one), one position (the last), the protocol
   of the NNsight paper's Table 1;
-- sweep: every layer x every position of a short prompt.
+- sweep: every layer x every position of a short prompt, on the run's first
+  shape only (``Settings.sweep_shape``), to keep the command within its time
+  budget; its untimed agreement run is its warm-up.
 The floor is plain HuggingFace with forward hooks: a clean run caching the MLP
 outputs, the corrupted run, and one patched run per (layer, position). Both
 sides compute the same effect matrix, metric(patched) - metric(corrupted) with
@@ -90,7 +92,7 @@ def plain_hf_patching(models: Models, clean: torch.Tensor, corrupted: torch.Tens
 
 
 def _rows_for(models: Models, settings: Settings, seq: int, layers: list[int], positions: list[int],
-              name: str, batch_size: Optional[int]) -> list[Row]:
+              name: str, batch_size: Optional[int], warmup: int) -> list[Row]:
     from nnrosetta.interventions import activation_patching
 
     clean_texts = prompts(settings.patch_batch, seq, seed=2)
@@ -111,7 +113,7 @@ def _rows_for(models: Models, settings: Settings, seq: int, layers: list[int], p
     with counting(models.nnrosetta._module) as our_count:
         result = ours()
     difference = (result.cpu() - expected).abs().max().item()
-    timings = compare({"hf": floor, "ours": ours}, settings.repeats, settings.warmup, settings.device)
+    timings = compare({"hf": floor, "ours": ours}, settings.repeats, warmup, settings.device)
     model = models.shape.name
     shape = f"batch {settings.patch_batch} × {seq} tokens, {len(layers)}×{len(positions)} patches"
     return [
@@ -130,7 +132,9 @@ def run(models: Models, settings: Settings) -> list[Row]:
         return [missing(NAME_SINGLE, model, "activation_patching", f"nnrosetta.interventions not importable ({error})")]
     num_layers = models.nnrosetta.num_layers
     single = _rows_for(models, settings, settings.patch_seq, [num_layers // 2], [settings.patch_seq - 1],
-                       NAME_SINGLE, None)
+                       NAME_SINGLE, None, settings.warmup)
+    if model != settings.sweep_shape:
+        return single
     sweep = _rows_for(models, settings, settings.sweep_seq, list(range(num_layers)),
-                      list(range(settings.sweep_seq)), NAME_SWEEP, SWEEP_RUNS_PER_PASS)
+                      list(range(settings.sweep_seq)), NAME_SWEEP, SWEEP_RUNS_PER_PASS, warmup=0)
     return single + sweep
