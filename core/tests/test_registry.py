@@ -190,7 +190,8 @@ def test_adapter_declarations_are_immutable():
         adapter.name = "y"
 
 
-def test_cli_adapters_lists_both_plugins(capsys):
+def test_cli_adapters_lists_both_plugins(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
     assert cli_main(["adapters", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     names = {a["name"]: a for a in data["adapters"]}

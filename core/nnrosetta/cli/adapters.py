@@ -59,7 +59,9 @@ def run(args: argparse.Namespace, registry: Registry | None = None) -> int:
         return 0
     console = Console()
     table = Table(title="nnrosetta adapters")
-    for column in ("adapter", "plugin", "model types", "capabilities", "known broken"):
+    table.add_column("adapter", no_wrap=True)
+    table.add_column("plugin", no_wrap=True)
+    for column in ("model types", "capabilities", "known broken", "notes"):
         table.add_column(column, overflow="fold")
     for adapter in data["adapters"]:
         table.add_row(
@@ -68,6 +70,7 @@ def run(args: argparse.Namespace, registry: Registry | None = None) -> int:
             ", ".join(adapter["model_types"]),
             ", ".join(adapter["capabilities"]) or "-",
             "; ".join(f"{k}: {v}" for k, v in adapter["known_broken"].items()) or "-",
+            adapter["description"] or "-",
         )
     console.print(table)
     if not data["adapters"]:
