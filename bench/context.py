@@ -39,6 +39,7 @@ class Settings:
     seq: int = 32
     patch_batch: int = 32
     patch_seq: int = 16
+    sweep_batch: int = 8
     sweep_seq: int = 4
     sweep_shape: str = ""
     quick: bool = False

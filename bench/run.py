@@ -25,7 +25,7 @@ import torch  # noqa: E402
 from rich.console import Console  # noqa: E402
 
 from bench.context import Models, Settings  # noqa: E402
-from bench.report import Row, environment, print_table, write_markdown  # noqa: E402
+from bench.report import Row, environment, missing, print_table, write_markdown  # noqa: E402
 from bench.shapes import SHAPES  # noqa: E402
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -106,9 +106,14 @@ def workload_runner(module_name: str) -> Callable:
 
 
 def _timed(label: str, console: Console, function: Callable[[], list[Row]]) -> list[Row]:
+    """Run one workload; a crash becomes a NOT MEASURED row, so one failure costs one row, not the run."""
     started = time.perf_counter()
     console.print(f"[dim]{label} ...[/]", end=" ")
-    rows = function()
+    try:
+        rows = function()
+    except Exception as error:  # noqa: BLE001 - reported in the table, with the traceback above it
+        console.print_exception(max_frames=4)
+        rows = [missing(label, "", "the whole workload", f"{type(error).__name__}: {error}")]
     console.print(f"[dim]{time.perf_counter() - started:.1f} s[/]")
     return rows
 

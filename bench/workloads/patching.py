@@ -2,7 +2,7 @@
 
 - single: one MLP layer (the middle one), one position (the last), the protocol
   of the NNsight paper's Table 1;
-- sweep: every layer x every position of a short prompt, on the run's first
+- sweep: every layer x every position of a short prompt (batch 8), on the run's first
   shape only (``Settings.sweep_shape``), to keep the command within its time
   budget; its untimed agreement run is its warm-up.
 The floor is plain HuggingFace with forward hooks: a clean run caching the MLP
@@ -86,17 +86,17 @@ def plain_hf_patching(models: Models, clean: torch.Tensor, corrupted: torch.Tens
                     return output
 
                 handle = mlps[layer].register_forward_hook(patch)
-                effects[i, j] = metric(model(corrupted).logits[:, -1]) - baseline
+                effects[i, j] = float(metric(model(corrupted).logits[:, -1]) - baseline)
                 handle.remove()
     return effects
 
 
-def _rows_for(models: Models, settings: Settings, seq: int, layers: list[int], positions: list[int],
-              name: str, batch_size: Optional[int], warmup: int) -> list[Row]:
+def _rows_for(models: Models, settings: Settings, batch: int, seq: int, layers: list[int],
+              positions: list[int], name: str, batch_size: Optional[int], warmup: int) -> list[Row]:
     from nnrosetta.interventions import activation_patching
 
-    clean_texts = prompts(settings.patch_batch, seq, seed=2)
-    corrupted_texts = prompts(settings.patch_batch, seq, seed=3)
+    clean_texts = prompts(batch, seq, seed=2)
+    corrupted_texts = prompts(batch, seq, seed=3)
     tokenize = models.nnrosetta.tokenizer
     clean = tokenize(clean_texts, return_tensors="pt")["input_ids"].to(settings.device)
     corrupted = tokenize(corrupted_texts, return_tensors="pt")["input_ids"].to(settings.device)
@@ -115,7 +115,7 @@ def _rows_for(models: Models, settings: Settings, seq: int, layers: list[int], p
     difference = (result.cpu() - expected).abs().max().item()
     timings = compare({"hf": floor, "ours": ours}, settings.repeats, warmup, settings.device)
     model = models.shape.name
-    shape = f"batch {settings.patch_batch} × {seq} tokens, {len(layers)}×{len(positions)} patches"
+    shape = f"batch {batch} × {seq} tokens, {len(layers)}×{len(positions)} patches"
     return [
         Row(name, model, "plain HF forward hooks (floor)", timings.median("hf"), note=f"{shape}; {floor_count}"),
         Row(name, model, "nnrosetta.interventions.activation_patching", timings.median("ours"),
@@ -131,10 +131,10 @@ def run(models: Models, settings: Settings) -> list[Row]:
     except ImportError as error:
         return [missing(NAME_SINGLE, model, "activation_patching", f"nnrosetta.interventions not importable ({error})")]
     num_layers = models.nnrosetta.num_layers
-    single = _rows_for(models, settings, settings.patch_seq, [num_layers // 2], [settings.patch_seq - 1],
-                       NAME_SINGLE, None, settings.warmup)
+    single = _rows_for(models, settings, settings.patch_batch, settings.patch_seq, [num_layers // 2],
+                       [settings.patch_seq - 1], NAME_SINGLE, None, settings.warmup)
     if model != settings.sweep_shape:
         return single
-    sweep = _rows_for(models, settings, settings.sweep_seq, list(range(num_layers)),
+    sweep = _rows_for(models, settings, settings.sweep_batch, settings.sweep_seq, list(range(num_layers)),
                       list(range(settings.sweep_seq)), NAME_SWEEP, SWEEP_RUNS_PER_PASS, warmup=0)
     return single + sweep
