@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml)
 setup: $(STAMP)
 
 demo: setup
-	$(VENV)/bin/nnrosetta demo
+	$(VENV)/bin/nnrosetta check --all-tiny
 
 test: setup
 	$(PY) -m pytest -q
