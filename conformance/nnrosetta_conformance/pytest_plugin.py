@@ -14,8 +14,8 @@ and an unexpected pass fails). ``pytest --nnrosetta-model TARGET`` runs the suit
 on any model (a folder, a hub id, ``tiny:<model_type>``).
 
 Each target is loaded once per suite class and tiny models run on one torch
-thread, so the whole suite on all 19 llama-family types takes about 26 s on two
-shared cores.
+thread: the whole suite on the 29 types the four plugins in this repository claim
+(435 items) takes about 20 s on two shared cores.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ SYMBOLS = {PASSED: "✅", FAILED: "❌", SKIPPED: "➖", XFAILED: "⚠️", XPAS
 LEGEND = {
     PASSED: "passed",
     FAILED: "failed",
-    SKIPPED: "skipped: the adapter does not claim the capability the check needs",
+    SKIPPED: "skipped (the adapter does not claim the capability the check needs, or the reason in the notes)",
     XFAILED: "failed as the adapter declares (known broken)",
     XPASSED: "declared known broken but passed (the declaration is stale; counts as a failure)",
 }

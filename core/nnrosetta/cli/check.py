@@ -137,9 +137,9 @@ def _print(console: Console, outcome, single: bool) -> None:
             table.add_row(result.name, f"[{style}]{result.status}[/]", f"{result.seconds:.2f}", result.message)
         console.print(table)
     else:
-        table = Table(title="nnrosetta check --all-tiny")
-        for column in ("model type", "adapter", "passed", "skipped", "known broken", "failed", "seconds", "failing checks"):
-            table.add_column(column, overflow="fold")
+        table = Table(title="nnrosetta check --all-tiny", caption="xfail: known broken, as the adapter declares")
+        for column in ("model type", "adapter", "pass", "skip", "xfail", "fail", "seconds", "failing checks"):
+            table.add_column(column, overflow="fold", no_wrap=column in ("model type", "adapter"))
         for report in outcome.reports:
             count = lambda *statuses: sum(r.status in statuses for r in report.results)  # noqa: E731
             failing = ", ".join(r.name for r in report.failures)
