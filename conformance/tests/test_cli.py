@@ -15,7 +15,7 @@ import nnrosetta.registry
 from nnrosetta.cli import main
 from nnrosetta_conformance.report import SYMBOLS
 from nnrosetta_conformance.runner import single_threaded
-from nnrosetta_conformance.tiny import build_tokenizer
+from nnrosetta_conformance.tiny import build_tokenizer, save_tiny
 
 
 @pytest.fixture(autouse=True)
@@ -56,6 +56,18 @@ def test_check_a_tiny_target_prints_a_table_and_writes_json_and_markdown(tmp_pat
     assert "| model type | adapter | `structure` | `fidelity` | `write_effect` |" in markdown
     assert "| gpt2 | gpt2 | ✅ | ✅ | ✅ |" in markdown
     assert f"torch {torch.__version__}" in markdown and "nnrosetta-gpt2 0.1.0" in markdown
+
+
+def test_check_a_saved_folder(tmp_path: Path, capsys) -> None:
+    folder = save_tiny("qwen3", tmp_path / "qwen3-checkpoint")
+
+    code = main(["check", str(folder), "--checks", "structure,fidelity,state_restored", "--json", str(tmp_path / "r.json")])
+
+    assert code == 0
+    assert "all conform: 1 of 1 model(s) pass every check" in capsys.readouterr().out
+    [report] = json.loads((tmp_path / "r.json").read_text())["reports"]
+    assert (report["target"], report["model_type"], report["adapter"]) == (str(folder), "qwen3", "llama")
+    assert [r["status"] for r in report["results"]] == ["passed", "passed", "passed"]
 
 
 def test_all_tiny_fails_when_a_check_fails_and_its_json_and_markdown_agree(

@@ -121,3 +121,30 @@ def test_third_party_test_files_run_the_suite_through_the_pytest_plugin(example_
     assert "conformance check 'accessor_shapes' on tiny:gpt_neox (failed)" in completed.stdout
     assert "conformance check 'residual_chain' on tiny:gpt_neox (xpassed)" in completed.stdout
     assert "3 failed" in completed.stdout and "1 xfailed" in completed.stdout
+
+
+def test_pytest_nnrosetta_model_runs_the_suite_on_any_target(example_site: Path, tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(example_site), os.environ.get("PYTHONPATH")])),
+        "NNROSETTA_PLUGINS": "example,example_broken",
+    }
+    options = ["-p", "no:cacheprovider", "-c", os.devnull, "--rootdir", str(tmp_path), "-v"]
+    target = ["--nnrosetta-model", "tiny:gpt_neox", "--nnrosetta-adapter", "example_broken",
+              "--nnrosetta-checks", "structure,accessor_shapes,final_projection"]
+    completed = subprocess.run(
+        [sys.executable, "-m", "pytest", *options, *target],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert completed.returncode == 1, completed.stdout + completed.stderr
+    verdicts = [line.split("::", 2)[-1] for line in completed.stdout.splitlines() if "test_conformance[" in line
+                and line.rstrip().endswith("%]")]
+    assert [v.split(" [")[0].strip() for v in verdicts] == [
+        "test_conformance[gpt_neox-structure] PASSED",
+        "test_conformance[gpt_neox-accessor_shapes] FAILED",
+        "test_conformance[gpt_neox-final_projection] FAILED",
+    ]
