@@ -15,7 +15,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Union
+from typing import Any, Callable, Iterable, Iterator, Optional, Union
 
 import torch
 
@@ -149,22 +149,6 @@ class SuiteSession:
 
     def __exit__(self, *exc_info: Any) -> None:
         self.close()
-
-
-def run_checks(
-    model: StandardizedTransformer,
-    checks: Optional[Sequence[Check]] = None,
-    probe: Optional[Probe] = None,
-    on_result: Optional[ResultCallback] = None,
-) -> list[CheckResult]:
-    """Run ``checks`` (default: all) on a loaded model, gate checks first and ``last`` ones last."""
-    results: list[CheckResult] = []
-    with SuiteSession(model, probe=probe) as session:
-        for check in checks if checks is not None else ordered_checks():
-            results.append(session.run(check))
-            if on_result is not None:
-                on_result(results[-1])
-    return results
 
 
 # -- targets ---------------------------------------------------------------------

@@ -15,7 +15,6 @@ import sys
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
-import pytest
 
 from nnrosetta_conformance import run
 

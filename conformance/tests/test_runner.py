@@ -15,7 +15,7 @@ import torch
 
 from nnrosetta import Adapter, Capability, StandardizedTransformer, default_registry
 from nnrosetta_conformance import run
-from nnrosetta_conformance.checks import CHECKS, CheckFailure, Probe, check, current_probe, ordered_checks
+from nnrosetta_conformance.checks import CHECKS, Probe, check, current_probe, ordered_checks
 from nnrosetta_conformance.runner import UnknownCheckError, select_checks, single_threaded
 from nnrosetta_conformance.tiny import build_tiny
 
