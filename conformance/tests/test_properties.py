@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, note, settings
+from hypothesis import Phase, given, note, settings
 from hypothesis import strategies as st
 
 from nnrosetta import Adapter, StandardizedTransformer, default_registry
@@ -83,7 +83,6 @@ def fitted_overrides(tiny: dict, sizes: dict[str, int], layers_key: str) -> dict
     deadline=None,
     database=None,
     print_blob=True,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(data=st.data())
 def test_every_check_passes_on_drawn_tiny_configs(adapter_name: str, model_type: str, data: st.DataObject) -> None:
