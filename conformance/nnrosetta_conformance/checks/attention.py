@@ -16,7 +16,7 @@ from nnrosetta.attention import attention_implementation
 from nnrosetta.capabilities import Capability
 from nnrosetta.heads import CALL_VALUE, attention_call
 
-from .base import CheckSkipped, check, current_probe, expect
+from .base import CheckSkipped, Probe, check, current_probe, expect
 
 if TYPE_CHECKING:
     from nnrosetta.model import StandardizedTransformer
@@ -28,6 +28,8 @@ PATTERN_ULPS = 16
 #: Rotary embedding keeps head-vector norms up to this many epsilons (at the values' scale).
 ROTARY_NORM_ULPS = 64
 ABLATED_HEAD = 0
+#: Length of the row of distinct tokens on which attention edits must show.
+EFFECT_LENGTH = 6
 
 
 def _device(model: "StandardizedTransformer") -> torch.device:
@@ -67,8 +69,28 @@ def _uniform_over_allowed(probabilities: torch.Tensor, allowed: torch.Tensor) ->
     return torch.where(counts > 0, uniform, probabilities)
 
 
-def _real_rows(model: "StandardizedTransformer", logits: torch.Tensor) -> torch.Tensor:
-    return logits[current_probe(model).attention_mask.bool().to(logits.device)]
+def _largest(values: torch.Tensor) -> float:
+    """The largest magnitude in ``values`` (0 for an empty selection), for failure messages."""
+    return float(values.abs().max()) if values.numel() else 0.0
+
+
+def _effect_probe(model: "StandardizedTransformer") -> Probe:
+    """One unpadded row of distinct tokens, on which an attention edit must change the logits.
+
+    A drawn probe may be one token long or repeat one token; there, every key carries the
+    same value and no edit of the attention weights can change anything, so effects are
+    shown on this row instead (identity write-backs still run on the drawn probe).
+    """
+    generator = torch.Generator().manual_seed(0)
+    length = min(EFFECT_LENGTH, model.vocab_size)
+    ids = torch.randperm(model.vocab_size, generator=generator)[:length].unsqueeze(0)
+    return Probe(ids, torch.ones_like(ids))
+
+
+def _logits(model: "StandardizedTransformer", inputs: dict) -> torch.Tensor:
+    with torch.no_grad(), model.trace(inputs):
+        logits = model.logits.save()
+    return logits
 
 
 @check("attention_probabilities", requires=(Capability.ATTENTION_PROBABILITIES,))
@@ -105,12 +127,12 @@ def attention_probabilities(model: "StandardizedTransformer") -> None:
             expect(
                 bool((probabilities[later] == 0).all()),
                 f"{where} is not causal: a real query attends a later key, max weight "
-                f"{float(probabilities[later].abs().max()):.3g} above the diagonal.",
+                f"{_largest(probabilities[later]):.3g} above the diagonal.",
             )
             padded = (real_queries & ~allowed & ~later).expand_as(probabilities)
             expect(
                 bool((probabilities[padded] == 0).all()),
-                f"{where}: real queries put weight on padded keys (max {float(probabilities[padded].abs().max()):.3g}); "
+                f"{where}: real queries put weight on padded keys (max {_largest(probabilities[padded]):.3g}); "
                 f"padding must get exactly 0.",
             )
             hf = reference[index].detach().cpu()
@@ -125,9 +147,13 @@ def attention_probabilities(model: "StandardizedTransformer") -> None:
             current = model.attention_probabilities[layer]
             model.attention_probabilities[layer] = current.clone()
             identity_logits = model.logits.save()
-        with torch.no_grad(), model.trace(inputs):
+        effect_inputs = _effect_probe(model).inputs(_device(model))
+        effect_length = effect_inputs["input_ids"].shape[1]
+        causal = torch.ones(effect_length, effect_length, dtype=torch.bool).tril()[None, None]
+        unedited_logits = _logits(model, effect_inputs)
+        with torch.no_grad(), model.trace(effect_inputs):
             current = model.attention_probabilities[layer]
-            model.attention_probabilities[layer] = _uniform_over_allowed(current, allowed)
+            model.attention_probabilities[layer] = _uniform_over_allowed(current, causal)
             edited_logits = model.logits.save()
     expect(
         torch.equal(identity_logits, logits),
@@ -135,7 +161,7 @@ def attention_probabilities(model: "StandardizedTransformer") -> None:
         f"{_where_differs(identity_logits, logits)}.",
     )
     expect(
-        not torch.equal(_real_rows(model, edited_logits), _real_rows(model, logits)),
+        not torch.equal(edited_logits, unedited_logits),
         f"replacing attention_probabilities[{layer}] with a uniform distribution left the logits of every real "
         f"position unchanged: the write does not reach the attention's output.",
     )
@@ -185,7 +211,9 @@ def heads(model: "StandardizedTransformer") -> None:
     with torch.no_grad(), model.trace(inputs):
         model.heads_output[layer] = model.heads_output[layer].clone()
         identity_logits = model.logits.save()
-    with torch.no_grad(), model.trace(inputs):
+    effect_inputs = _effect_probe(model).inputs(_device(model))
+    unedited_logits = _logits(model, effect_inputs)
+    with torch.no_grad(), model.trace(effect_inputs):
         ablated = model.heads_output[layer].clone()
         ablated[:, :, ABLATED_HEAD] = 0
         model.heads_output[layer] = ablated
@@ -195,13 +223,13 @@ def heads(model: "StandardizedTransformer") -> None:
         f"writing heads_output[{layer}] back unchanged changed the logits: {_where_differs(identity_logits, logits)}.",
     )
     expect(
-        not torch.equal(_real_rows(model, ablated_logits), _real_rows(model, logits)),
+        not torch.equal(ablated_logits, unedited_logits),
         f"zeroing head {ABLATED_HEAD} of heads_output[{layer}] left every real position's logits unchanged.",
     )
     with torch.no_grad(), model.trace(inputs):
         model.queries[layer] = model.queries[layer].clone()
         identity_logits = model.logits.save()
-    with torch.no_grad(), model.trace(inputs):
+    with torch.no_grad(), model.trace(effect_inputs):
         model.queries[layer] = torch.zeros_like(model.queries[layer])
         zeroed_logits = model.logits.save()
     expect(
@@ -209,7 +237,7 @@ def heads(model: "StandardizedTransformer") -> None:
         f"writing queries[{layer}] back unchanged changed the logits: {_where_differs(identity_logits, logits)}.",
     )
     expect(
-        not torch.equal(_real_rows(model, zeroed_logits), _real_rows(model, logits)),
+        not torch.equal(zeroed_logits, unedited_logits),
         f"zeroing queries[{layer}] left every real position's logits unchanged: the write does not reach attention.",
     )
     if Capability.ATTENTION_PROBABILITIES in model.adapter.capabilities:
