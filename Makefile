@@ -18,6 +18,7 @@ setup: $(STAMP)
 
 demo: setup
 	$(VENV)/bin/nnrosetta check --all-tiny
+	$(VENV)/bin/nnrosetta demo
 
 test: setup
 	$(PY) -m pytest -q

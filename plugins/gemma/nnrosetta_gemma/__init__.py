@@ -2,7 +2,7 @@
 
 The module tree is Llama's (``model.layers[i].{self_attn,mlp}``, ``model.norm``,
 ``model.embed_tokens``), so the rename map is the same. Three things differ and
-are documented in docs/gemma.md:
+are documented in the README (section "Gemma"):
 
 - Final projection. Gemma 2 (and Gemma 3 where its config sets it) soft-caps the
   logits: ``cap * tanh(lm_head(norm(h)) / cap)`` with ``cap =
