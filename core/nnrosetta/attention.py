@@ -82,23 +82,31 @@ def describe_adapter(adapter: "Adapter") -> str:
     return f"adapter {adapter.name!r} ({adapter.plugin or '<explicit>'})"
 
 
-def attention_spec(model: "StandardizedTransformer", what: str) -> AttentionSpec:
-    """The adapter's attention spec, or an error saying why the probabilities cannot be served."""
+def declared_spec(model: "StandardizedTransformer", field: str, what: str, serves: str, instead: str) -> Any:
+    """The adapter's ``field`` spec, or a `CapabilityError` saying why ``serves`` is not available.
+
+    ``what`` names the member the user touched; ``instead`` is the standard accessor to use meanwhile.
+    """
     adapter = model.adapter
-    spec = adapter.attention
+    spec = getattr(adapter, field)
     model_type = getattr(model.config, "model_type", None)
     if spec is None:
         raise CapabilityError(
-            f"`{what}` needs attention probabilities, but model type {model_type!r} is served by "
-            f"{describe_adapter(adapter)}, which declares no `attention` spec. Use "
-            f"`model.attentions_output[i]`, or a plugin listing 'attention_probabilities' in `nnrosetta adapters`."
+            f"`{what}` needs {serves}, but model type {model_type!r} is served by "
+            f"{describe_adapter(adapter)}, which declares no `{field}` spec. Use {instead}, or a plugin "
+            f"listing '{field if field != 'attention' else 'attention_probabilities'}' in `nnrosetta adapters`."
         )
     reason = spec.refuse(model.config) if spec.refuse is not None else None
     if reason:
         raise CapabilityError(
-            f"`{what}`: {describe_adapter(adapter)} cannot serve attention probabilities for this "
-            f"{model_type!r} config: {reason}"
+            f"`{what}`: {describe_adapter(adapter)} cannot serve {serves} for this {model_type!r} config: {reason}"
         )
+    return spec
+
+
+def attention_spec(model: "StandardizedTransformer", what: str) -> AttentionSpec:
+    """The adapter's attention spec, or an error saying why the probabilities cannot be served."""
+    spec = declared_spec(model, "attention", what, "attention probabilities", "`model.attentions_output[i]`")
     implementation = model.config._attn_implementation
     if implementation != EAGER:
         raise CapabilityError(

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
 import torch
 
 from .accessors import normalize_index
-from .attention import describe_adapter
+from .attention import declared_spec
 from .attention_spec import CallArgument, HeadsSpec
 from .errors import AccessorAssignmentError, CapabilityError, LayerIndexError, ShapeError
 from .source_points import source_operation
@@ -41,22 +41,7 @@ CALL_QUERY, CALL_KEY, CALL_VALUE, CALL_MASK = 1, 2, 3, 4
 
 def heads_spec(model: "StandardizedTransformer", what: str) -> HeadsSpec:
     """The adapter's heads spec, or an error saying why per-head values cannot be served."""
-    adapter = model.adapter
-    spec = adapter.heads
-    model_type = getattr(model.config, "model_type", None)
-    if spec is None:
-        raise CapabilityError(
-            f"`{what}` needs per-head access, but model type {model_type!r} is served by "
-            f"{describe_adapter(adapter)}, which declares no `heads` spec. Use `model.attentions_output[i]`, "
-            f"or a plugin listing 'heads' in `nnrosetta adapters`."
-        )
-    reason = spec.refuse(model.config) if spec.refuse is not None else None
-    if reason:
-        raise CapabilityError(
-            f"`{what}`: {describe_adapter(adapter)} cannot serve per-head values for this {model_type!r} "
-            f"config: {reason}"
-        )
-    return spec
+    return declared_spec(model, "heads", what, "per-head values", "`model.attentions_output[i]`")
 
 
 def _attention(model: "StandardizedTransformer", index: int) -> "Envoy":
