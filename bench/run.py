@@ -143,11 +143,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     transformers_logging.disable_progress_bar()
     transformers_logging.set_verbosity_error()
     console = Console() if sys.stdout.isatty() else Console(width=170)
+    load_at_start = " ".join(f"{x:.2f}" for x in os.getloadavg())
     started = time.perf_counter()
     rows = run_all(args, console)
     elapsed = time.perf_counter() - started
     info = environment(args.device, args.dtype, torch.get_num_threads())
-    info["load average at end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    info["load average (1, 5, 15 min)"] = (
+        f"{load_at_start} at start, {' '.join(f'{x:.2f}' for x in os.getloadavg())} at end"
+    )
     info["wall time"] = f"{elapsed:.0f} s"
     title = f"nnrosetta overheads ({args.shape} shapes, {args.device}/{args.dtype}, median of {args.repeats} runs)"
     print_table(rows, title, console)
