@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import warnings
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Optional
 
 import torch
 from nnsight import TransformersModel
@@ -84,6 +84,11 @@ class Models:
     def fresh_hf(self) -> PreTrainedModel:
         """Another copy of the same weights, never wrapped before."""
         return build_model(self.shape, self.settings.device, self.settings.dtype)
+
+    def target(self, ratio: float) -> Optional[float]:
+        """The target ratio, or None on tiny models: there a fixed cost of ~1-2 ms per trace
+        dominates a forward of a few ms, and the targets are about real-sized models."""
+        return None if self.shape.tiny else ratio
 
     def native(self, wrapped: Any, role: str) -> Any:
         """The module (or envoy) of ``wrapped`` at the family's own path for ``role`` (``layers``, ...)."""

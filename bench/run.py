@@ -45,7 +45,8 @@ WORKLOADS: dict[int, str] = {
 }
 #: How to read the table; written under it in results.md.
 NOTES = (
-    "Times are medians of the timed runs (after the warm-up runs); each workload's variants run "
+    "Times are medians of the timed runs (at least 5, and 9 for the comparisons with a target, "
+    "after the warm-up runs); each workload's variants run "
     "interleaved (A, B, C, B, C, A, ...), and a ratio is the median over rounds of the two variants' "
     "times in the same round, so load from other processes hits both sides of a pair alike.",
     "Models are random-weight models built from configs with a fixed seed (no hub); each variant "

@@ -17,6 +17,11 @@ from typing import Any, Callable, Mapping, Optional
 import torch
 
 
+#: Rounds for the comparisons that have a 1.05x target: a 5% band needs more than 5 samples
+#: on a shared machine, and these workloads are the cheap ones.
+TARGET_REPEATS = 9
+
+
 @dataclass(frozen=True)
 class Timings:
     """Seconds per run of each variant, one entry per round (same index, same round)."""

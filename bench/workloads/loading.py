@@ -24,7 +24,7 @@ from nnrosetta.validation import DUMMY_SEQUENCE_LENGTH, validate
 from ..context import Models, Settings, wrap_nnrosetta, wrap_raw_nnsight
 from ..report import Row
 from ..shapes import save_model
-from ..timing import compare
+from ..timing import TARGET_REPEATS, compare
 
 NAME_OBJECT = "7 load from a model object"
 NAME_FOLDER = "7 load from a saved folder"
@@ -113,7 +113,7 @@ def validation_rows(models: Models, settings: Settings) -> list[Row]:
 
     timings = compare(
         {"forward": dummy_forward, "validate": lambda: validate(model)},
-        max(settings.repeats, 9),
+        max(settings.repeats, TARGET_REPEATS),
         settings.warmup,
         settings.device,
     )
@@ -123,7 +123,7 @@ def validation_rows(models: Models, settings: Settings) -> list[Row]:
             timings.median("forward")),
         Row(NAME_VALIDATION, name, "nnrosetta.validation.validate(model)", timings.median("validate"),
             reference="dummy forwards", ratio=timings.ratio("validate", "forward"),
-            target=TARGET_VALIDATION_FORWARDS),
+            target=models.target(TARGET_VALIDATION_FORWARDS)),
     ]
 
 
