@@ -42,10 +42,11 @@ def study(model: StandardizedTransformer) -> dict[str, str]:
     top = lambda logits: [repr(model.tokenizer.decode([i])) for i in logits.argmax(-1).tolist()]  # noqa: E731
     return {
         "layers": str(model.num_layers),
-        "last-token norm per layer": " ".join(f"{n[0]:.2f}" for n in read),
-        "top token (clean)": " | ".join(top(clean)),
-        f"top token (steered at layer {middle})": " | ".join(top(steered)),
-        "logit change (max |Δ|)": f"{(steered - clean).abs().max():.4f}",
+        "|h| per layer (row 0)": " ".join(f"{n[0]:.2f}" for n in read),
+        "top tokens": " ".join(top(clean)),
+        "steered layer": str(middle),
+        "top tokens steered": " ".join(top(steered)),
+        "max |Δlogit|": f"{(steered - clean).abs().max():.3f}",
     }
 
 
@@ -57,15 +58,15 @@ def run(args: argparse.Namespace) -> int:
     types = wanted or [a.model_types[0] for a in registry.adapters() if a.model_types[0] in a.tiny_configs]
     console = Console()
     table = Table(title="Same code, every family (tiny random-weight models, loaded by path)")
-    table.add_column("what")
-    for model_type in types:
-        table.add_column(model_type)
-    results = []
+    table.add_column("model type", no_wrap=True)
     with tempfile.TemporaryDirectory() as folder:
         for model_type in types:
             path = save_tiny(model_type, f"{folder}/{model_type}")
-            results.append(study(StandardizedTransformer(str(path))))
-    for key in results[0] if results else []:
-        table.add_row(key, *(r[key] for r in results))
+            result = study(StandardizedTransformer(str(path)))
+            if len(table.columns) == 1:
+                for key in result:
+                    table.add_column(key)
+            table.add_row(model_type, *result.values())
     console.print(table)
+    console.print(f"Prompts: {PROMPTS}; steering adds a random unit vector x8 after the steered layer.")
     return 0
