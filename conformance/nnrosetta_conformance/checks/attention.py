@@ -16,7 +16,7 @@ from nnrosetta.attention import attention_implementation
 from nnrosetta.capabilities import Capability
 from nnrosetta.heads import CALL_VALUE, attention_call
 
-from .base import CheckSkipped, Probe, check, current_probe, expect
+from .base import CheckSkipped, Probe, check, current_probe, expect, model_device, where_differs
 
 if TYPE_CHECKING:
     from nnrosetta.model import StandardizedTransformer
@@ -32,20 +32,10 @@ ABLATED_HEAD = 0
 EFFECT_LENGTH = 6
 
 
-def _device(model: "StandardizedTransformer") -> torch.device:
-    return next(model._module.parameters()).device
-
-
-def _where_differs(seen: torch.Tensor, expected: torch.Tensor) -> str:
-    difference = (seen.detach().float() - expected.detach().float()).abs()
-    index = tuple(int(i) for i in torch.unravel_index(difference.argmax(), difference.shape))
-    return f"max |Δ| = {float(difference.max()):.3g} at index {index}"
-
-
 def _hf_attentions(model: "StandardizedTransformer") -> tuple[torch.Tensor, ...]:
     """HuggingFace's own probabilities for the probe (eager), with the positions nnsight passes."""
     probe = current_probe(model)
-    device = _device(model)
+    device = model_device(model)
     with torch.no_grad():
         output = model._module(
             **probe.inputs(device), position_ids=probe.position_ids.to(device), output_attentions=True
@@ -97,7 +87,7 @@ def _logits(model: "StandardizedTransformer", inputs: dict) -> torch.Tensor:
 def attention_probabilities(model: "StandardizedTransformer") -> None:
     """Probabilities have the right shape, are causal, ignore padding, equal HF's own, and edits take effect."""
     probe = current_probe(model)
-    inputs = probe.inputs(_device(model))
+    inputs = probe.inputs(model_device(model))
     batch, seq = probe.batch_size, probe.sequence_length
     with attention_implementation(model, "eager"):
         seen: dict[int, torch.Tensor] = {}
@@ -121,7 +111,7 @@ def attention_probabilities(model: "StandardizedTransformer") -> None:
             tolerance = ROW_SUM_ULPS * torch.finfo(probabilities.dtype).eps
             expect(
                 torch.allclose(sums, torch.ones_like(sums), atol=tolerance, rtol=0),
-                f"{where}: rows must sum to 1, {_where_differs(sums, torch.ones_like(sums))}.",
+                f"{where}: rows must sum to 1, {where_differs(sums, torch.ones_like(sums))}.",
             )
             later = (real_queries & torch.ones(seq, seq, dtype=torch.bool).triu(1)).expand_as(probabilities)
             expect(
@@ -139,7 +129,7 @@ def attention_probabilities(model: "StandardizedTransformer") -> None:
             expect(
                 torch.equal(probabilities, hf),
                 f"{where} differs from HuggingFace's own output_attentions (eager) for layer {index}: "
-                f"{_where_differs(probabilities, hf)}. The adapter's `attention.probabilities` label points "
+                f"{where_differs(probabilities, hf)}. The adapter's `attention.probabilities` label points "
                 f"at another value than the one the attention uses.",
             )
         layer = model.num_layers - 1
@@ -147,7 +137,7 @@ def attention_probabilities(model: "StandardizedTransformer") -> None:
             current = model.attention_probabilities[layer]
             model.attention_probabilities[layer] = current.clone()
             identity_logits = model.logits.save()
-        effect_inputs = _effect_probe(model).inputs(_device(model))
+        effect_inputs = _effect_probe(model).inputs(model_device(model))
         effect_length = effect_inputs["input_ids"].shape[1]
         causal = torch.ones(effect_length, effect_length, dtype=torch.bool).tril()[None, None]
         unedited_logits = _logits(model, effect_inputs)
@@ -158,7 +148,7 @@ def attention_probabilities(model: "StandardizedTransformer") -> None:
     expect(
         torch.equal(identity_logits, logits),
         f"writing attention_probabilities[{layer}] back unchanged changed the logits: "
-        f"{_where_differs(identity_logits, logits)}.",
+        f"{where_differs(identity_logits, logits)}.",
     )
     expect(
         not torch.equal(edited_logits, unedited_logits),
@@ -171,7 +161,7 @@ def attention_probabilities(model: "StandardizedTransformer") -> None:
 def heads(model: "StandardizedTransformer") -> None:
     """Per-head shapes; heads_output through the output projection is attentions_output; head ablation works."""
     probe = current_probe(model)
-    inputs = probe.inputs(_device(model))
+    inputs = probe.inputs(model_device(model))
     batch, seq = probe.batch_size, probe.sequence_length
     heads_count, kv_heads, head_dim = model.num_heads, model.num_kv_heads, model.head_dim
     projection = model.adapter.heads.output_projection
@@ -205,13 +195,13 @@ def heads(model: "StandardizedTransformer") -> None:
         expect(
             torch.equal(projected, attention_output),
             f"heads_output[{index}] through `{projection}` differs from attentions_output[{index}]: "
-            f"{_where_differs(projected, attention_output)}.",
+            f"{where_differs(projected, attention_output)}.",
         )
     layer = model.num_layers - 1
     with torch.no_grad(), model.trace(inputs):
         model.heads_output[layer] = model.heads_output[layer].clone()
         identity_logits = model.logits.save()
-    effect_inputs = _effect_probe(model).inputs(_device(model))
+    effect_inputs = _effect_probe(model).inputs(model_device(model))
     unedited_logits = _logits(model, effect_inputs)
     with torch.no_grad(), model.trace(effect_inputs):
         ablated = model.heads_output[layer].clone()
@@ -220,7 +210,7 @@ def heads(model: "StandardizedTransformer") -> None:
         ablated_logits = model.logits.save()
     expect(
         torch.equal(identity_logits, logits),
-        f"writing heads_output[{layer}] back unchanged changed the logits: {_where_differs(identity_logits, logits)}.",
+        f"writing heads_output[{layer}] back unchanged changed the logits: {where_differs(identity_logits, logits)}.",
     )
     expect(
         not torch.equal(ablated_logits, unedited_logits),
@@ -234,7 +224,7 @@ def heads(model: "StandardizedTransformer") -> None:
         zeroed_logits = model.logits.save()
     expect(
         torch.equal(identity_logits, logits),
-        f"writing queries[{layer}] back unchanged changed the logits: {_where_differs(identity_logits, logits)}.",
+        f"writing queries[{layer}] back unchanged changed the logits: {where_differs(identity_logits, logits)}.",
     )
     expect(
         not torch.equal(zeroed_logits, unedited_logits),
@@ -254,7 +244,7 @@ def _projections_feed_attention(model: "StandardizedTransformer", seen: dict, in
     values, received = seen[f"values[{index}]"], seen[f"attention values[{index}]"]
     expect(
         torch.equal(values, received),
-        f"values[{index}] differs from the values the attention function receives: {_where_differs(values, received)}.",
+        f"values[{index}] differs from the values the attention function receives: {where_differs(values, received)}.",
     )
     for name in ("queries", "keys"):
         before, after = seen[f"{name}[{index}]"], seen[f"rotated_{name}[{index}]"]
@@ -262,7 +252,7 @@ def _projections_feed_attention(model: "StandardizedTransformer", seen: dict, in
         expect(
             torch.allclose(before.norm(dim=-1), after.norm(dim=-1), atol=tolerance, rtol=0),
             f"{name}[{index}] is not rotated_{name}[{index}] before rotary: the norms of its head vectors differ, "
-            f"{_where_differs(before.norm(dim=-1), after.norm(dim=-1))}. The adapter's `heads.labels` point at "
+            f"{where_differs(before.norm(dim=-1), after.norm(dim=-1))}. The adapter's `heads.labels` point at "
             f"another value than the one rotary embedding is applied to.",
         )
 
@@ -279,7 +269,7 @@ def _patterns_reproduce_probabilities(model: "StandardizedTransformer", inputs: 
         expect(
             torch.allclose(pattern, probabilities, atol=tolerance, rtol=0),
             f"softmax of the rotated queries and keys (attention_patterns({index})) differs from "
-            f"attention_probabilities[{index}]: {_where_differs(pattern, probabilities)}.",
+            f"attention_probabilities[{index}]: {where_differs(pattern, probabilities)}.",
         )
 
 
@@ -287,7 +277,7 @@ def _patterns_reproduce_probabilities(model: "StandardizedTransformer", inputs: 
 def attention_patterns(model: "StandardizedTransformer") -> None:
     """Patterns recomputed from rotated queries and keys equal eager probabilities, under eager and sdpa."""
     probe = current_probe(model)
-    inputs = probe.inputs(_device(model))
+    inputs = probe.inputs(model_device(model))
     with attention_implementation(model, "eager"):
         reference = _hf_attentions(model)
     for implementation in ("eager", "sdpa"):
@@ -309,7 +299,7 @@ def attention_patterns(model: "StandardizedTransformer") -> None:
                 and torch.allclose(pattern, expected, atol=tolerance, rtol=0),
                 f"attention_patterns({index}) under {implementation} attention differs from HuggingFace's eager "
                 f"probabilities of the same weights: shape {tuple(pattern.shape)} vs {tuple(expected.shape)}"
-                + (f", {_where_differs(pattern, expected)}" if pattern.shape == expected.shape else "")
+                + (f", {where_differs(pattern, expected)}" if pattern.shape == expected.shape else "")
                 + ". The adapter's `heads.attention_call` label, or the scaling/soft-cap/mask it passes, "
                 "is not what the attention uses.",
             )

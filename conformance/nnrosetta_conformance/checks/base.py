@@ -93,6 +93,18 @@ def before_suite(function: CheckFunction) -> CheckFunction:
     return function
 
 
+def model_device(model: "StandardizedTransformer") -> torch.device:
+    """The device of the model's first parameter: where probes are sent."""
+    return next(model._module.parameters()).device
+
+
+def where_differs(seen: torch.Tensor, expected: torch.Tensor) -> str:
+    """Where two tensors differ most, as 'max |Δ| = x at index (...)', for failure messages."""
+    difference = (seen.detach().float() - expected.detach().float()).abs()
+    index = tuple(int(i) for i in torch.unravel_index(difference.argmax(), difference.shape))
+    return f"max |Δ| = {float(difference.max()):.3g} at index {index}"
+
+
 def expect(condition: bool, message: str) -> None:
     """Fail the running check with ``message`` unless ``condition`` holds."""
     if not condition:

@@ -15,7 +15,17 @@ import torch
 from nnrosetta.errors import RenamingError
 from nnrosetta.validation import check_structure
 
-from .base import CheckFailure, CheckSkipped, before_suite, check, current_probe, expect, suite_state
+from .base import (
+    CheckFailure,
+    CheckSkipped,
+    before_suite,
+    check,
+    current_probe,
+    expect,
+    model_device,
+    suite_state,
+    where_differs,
+)
 
 if TYPE_CHECKING:
     from nnrosetta.model import StandardizedTransformer
@@ -37,24 +47,13 @@ PROJECTION_ULPS = 64
 PADDING_ULPS = 1024
 
 
-def _device(model: "StandardizedTransformer") -> torch.device:
-    return next(model._module.parameters()).device
-
-
 def _inputs(model: "StandardizedTransformer") -> dict[str, torch.Tensor]:
-    return current_probe(model).inputs(_device(model))
+    return current_probe(model).inputs(model_device(model))
 
 
 def _tolerance(reference: torch.Tensor, ulps: int) -> float:
     scale = max(1.0, float(reference.detach().abs().max()))
     return ulps * torch.finfo(reference.dtype).eps * scale
-
-
-def _where_differs(seen: torch.Tensor, expected: torch.Tensor) -> str:
-    """Where two tensors differ most, as 'max |Δ| = x at index (...)'."""
-    difference = (seen.detach().float() - expected.detach().float()).abs()
-    index = tuple(int(i) for i in torch.unravel_index(difference.argmax(), difference.shape))
-    return f"max |Δ| = {float(difference.max()):.3g} at index {index}"
 
 
 def plain_logits(model: "StandardizedTransformer") -> torch.Tensor:
@@ -151,7 +150,7 @@ def accessor_shapes(model: "StandardizedTransformer") -> None:
 def fidelity(model: "StandardizedTransformer") -> None:
     """Logits are bit-identical to the plain HuggingFace model on the same left-padded batch."""
     probe = current_probe(model)
-    device = _device(model)
+    device = model_device(model)
     traced = plain_logits(model)
     with torch.no_grad():
         reference = model._module(**probe.inputs(device), position_ids=probe.position_ids.to(device)).logits
@@ -162,7 +161,7 @@ def fidelity(model: "StandardizedTransformer") -> None:
     expect(
         torch.equal(traced, reference),
         f"traced logits are not bit-identical to the plain HuggingFace model's (called with input_ids, "
-        f"attention_mask and position_ids = cumsum(mask) - 1): {_where_differs(traced, reference)}. "
+        f"attention_mask and position_ids = cumsum(mask) - 1): {where_differs(traced, reference)}. "
         f"Something in the wrapping changes the computation.",
     )
 
@@ -194,7 +193,7 @@ def write_identity(model: "StandardizedTransformer") -> None:
     if not torch.equal(_write_back(model, (), True), clean):
         culprits.insert(0, "token_embeddings")
     raise CheckFailure(
-        f"writing each accessor's own value back changed the logits ({_where_differs(written, clean)}); "
+        f"writing each accessor's own value back changed the logits ({where_differs(written, clean)}); "
         f"the writes that change them on their own: {', '.join(culprits) or 'none alone (only together)'}. "
         f"The accessor repacks the module's value in a form the family does not read the same way."
     )
@@ -208,7 +207,7 @@ def write_effect(model: "StandardizedTransformer") -> None:
     edits = [(name, index) for index in range(model.num_layers) for name in EDITED_ACCESSORS]
     rows = probe.batch_size
     copies = len(edits) + 1
-    device = _device(model)
+    device = model_device(model)
     batch = {
         "input_ids": probe.input_ids.repeat(copies, 1).to(device),
         "attention_mask": probe.attention_mask.repeat(copies, 1).to(device),
@@ -265,7 +264,7 @@ def residual_chain(model: "StandardizedTransformer") -> None:
             following = model.layers_input[index + 1].save()
             pairs.append((output, following))
     broken = [
-        f"layers_input[{i + 1}] vs layers_output[{i}]: {_where_differs(following, output)}"
+        f"layers_input[{i + 1}] vs layers_output[{i}]: {where_differs(following, output)}"
         if following.shape == output.shape
         else f"layers_input[{i + 1}] is {tuple(following.shape)}, layers_output[{i}] is {tuple(output.shape)}"
         for i, (output, following) in enumerate(pairs)
@@ -302,7 +301,7 @@ def final_projection(model: "StandardizedTransformer") -> None:
     expect(
         difference <= tolerance,
         f"project_on_vocab(layers_output[-1]) through {through} differs from the logits: "
-        f"{_where_differs(projected, logits)} > tolerance {tolerance:.3g}. {fix}",
+        f"{where_differs(projected, logits)} > tolerance {tolerance:.3g}. {fix}",
     )
 
 
@@ -312,7 +311,7 @@ def padding_invariance(model: "StandardizedTransformer") -> None:
     probe = current_probe(model)
     batched = clean_logits(model)[:, -1]
     tolerance = _tolerance(batched, PADDING_ULPS)
-    device = _device(model)
+    device = model_device(model)
     problems = []
     for row in range(probe.batch_size):
         ids = probe.row(row).to(device)
@@ -383,7 +382,7 @@ def _generate(model: "StandardizedTransformer", push: Optional[torch.Tensor]) ->
     options = {"max_new_tokens": GENERATED_TOKENS, "min_new_tokens": GENERATED_TOKENS, "do_sample": False}
     if model.tokenizer.pad_token_id is not None:
         options["pad_token_id"] = model.tokenizer.pad_token_id
-    with torch.no_grad(), model.generate(probe.inputs(_device(model)), **options) as tracer:
+    with torch.no_grad(), model.generate(probe.inputs(model_device(model)), **options) as tracer:
         for _ in tracer.iter[:GENERATED_TOKENS]:
             hidden = model.layers_output[-1]
             steps.append(tuple(hidden.shape))
@@ -486,5 +485,5 @@ def state_restored(model: "StandardizedTransformer") -> None:
     expect(
         torch.equal(before["logits"], after["logits"]),
         f"a plain run after the suite gives other logits than before it: "
-        f"{_where_differs(after['logits'], before['logits'])}. An intervention was left installed.",
+        f"{where_differs(after['logits'], before['logits'])}. An intervention was left installed.",
     )
