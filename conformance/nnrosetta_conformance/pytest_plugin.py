@@ -162,11 +162,11 @@ def _cases(suite: type, config: pytest.Config) -> list[ConformanceCase]:
     registry = default_registry()
     for adapter_name in suite.adapters:
         adapter = registry.adapter(adapter_name)
-        types = [t for t in adapter.model_types if t in adapter.tiny_configs]
+        types = adapter.tiny_types()
         if not types:
             raise pytest.UsageError(
                 f"adapter {adapter_name!r} ({adapter.plugin}) ships no tiny configs, so there is no tiny model "
-                f"to check; add `tiny_configs` to it or list `targets` in {suite.__name__}."
+                f"to check; add `tiny_config` to it or list `targets` in {suite.__name__}."
             )
         for model_type in types:
             add(f"{TINY_PREFIX}{model_type}", adapter_name)

@@ -36,7 +36,7 @@ from .checks import (
     suite_context,
 )
 from .report import FAILED, PASSED, SKIPPED, XFAILED, XPASSED, CheckResult, Report, SuiteRun, versions
-from .tiny import save_tiny
+from nnrosetta.tiny import save_tiny
 
 TINY_PREFIX = "tiny:"
 ResultCallback = Callable[[CheckResult], None]
@@ -228,12 +228,12 @@ def tiny_adapter(model_type: str, adapter: Union[Adapter, str, None], registry: 
     if not model_type:
         raise UnsupportedArchitectureError("'tiny:' needs a model type after the colon, e.g. tiny:llama.")
     chosen = registry.resolve(model_type, (), adapter)
-    if model_type not in chosen.tiny_configs:
-        claimed = [t for a in registry.adapters() for t in a.model_types if t in a.tiny_configs]
+    if not chosen.has_tiny(model_type):
+        claimed = [t for a in registry.adapters() for t in a.tiny_types()]
+        reason = chosen.unsupported or "it ships no tiny config for it (add `tiny_config` to the family or its variant)"
         raise UnsupportedArchitectureError(
-            f"adapter {chosen.name!r} ({chosen.plugin}) ships no tiny config for {model_type!r}, so "
-            f"'tiny:{model_type}' cannot be built. Types with tiny configs: {', '.join(claimed) or 'none'}. "
-            f"Add one to the adapter's tiny_configs."
+            f"adapter {chosen.name!r} ({chosen.plugin}) cannot build 'tiny:{model_type}': {reason}. "
+            f"Types with tiny configs: {', '.join(claimed) or 'none'}."
         )
     return chosen
 
@@ -242,7 +242,7 @@ def tiny_targets(registry: Optional[Registry] = None, adapter: Optional[str] = N
     """(adapter, model_type) for every type each installed adapter (or the one named) ships a tiny config for."""
     registry = registry or default_registry()
     adapters = [registry.adapter(adapter)] if adapter else registry.adapters()
-    return [(a, t) for a in adapters for t in a.model_types if t in a.tiny_configs]
+    return [(a, t) for a in adapters for t in a.tiny_types()]
 
 
 # -- whole runs ------------------------------------------------------------------

@@ -2,8 +2,12 @@
 
 An adapter is data first: which HuggingFace model types it claims, how the
 family's module paths map to the standard names, which config keys hold the
-sizes, and tiny configs for offline conformance. Callables appear only where
-data cannot say it (the final projection to logits, say).
+sizes, where attention probabilities and heads live, how MoE blocks route, and a
+tiny config for offline conformance. The family is declared once; each claimed
+model type states only what differs from it in a `Variant`, and the registry
+merges the two (`Adapter.for_type`) and validates the result at registration,
+naming the plugin, the type and the field of any mistake. Callables appear only
+where data cannot say it (a final projection with soft-capping, a refusal).
 """
 
 from __future__ import annotations
@@ -13,10 +17,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
-from .attention_spec import AttentionSpec, HeadsSpec
 from .capabilities import Capability
 from .errors import InvalidAdapterError
-from .moe import MoESpec
+from .specs import AttentionSpec, ConfigKeys, HeadsSpec, MoESpec, Refusal, Residual, Span
 
 if TYPE_CHECKING:
     import torch
@@ -27,24 +30,69 @@ if TYPE_CHECKING:
 ROOT_MODULES = ("embed_tokens", "layers", "ln_final", "lm_head")
 LAYER_MODULES = ("self_attn", "mlp")
 STANDARD_MODULES = ROOT_MODULES + LAYER_MODULES
+#: Standard modules an adapter may declare absent (the model has no such module).
+ABSENTABLE_MODULES = ("ln_final", "mlp")
+#: Standard modules that may be a span (input of one module, output of another).
+SPANNABLE_MODULES = ("self_attn", "mlp")
 
 FinalProjection = Callable[["StandardizedTransformer", "torch.Tensor"], "torch.Tensor"]
 
 
-@dataclass(frozen=True)
-class ConfigKeys:
-    """Names of the HuggingFace config attributes that hold the model's sizes.
+class _Inherit:
+    """Marker: a variant field left unset takes the family's value."""
 
-    `num_kv_heads` and `head_dim` may be None when the family has no such key;
-    the core then falls back to `num_heads` and `hidden_size // num_heads`.
+    _instance: Optional["_Inherit"] = None
+
+    def __new__(cls) -> "_Inherit":
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "INHERIT"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+INHERIT: Any = _Inherit()
+
+
+@dataclass(frozen=True)
+class Variant:
+    """What one claimed model type changes in its family's declaration; unset fields inherit.
+
+    Fields (each as on `Adapter`):
+        rename: entries merged over the family's map (a value of None removes an entry).
+        config_keys: ``{field: key}`` merged over the family's `ConfigKeys`.
+        final_projection, attention, heads, moe, residual: replace the family's
+            (None drops it for this type: the capability is then not claimed).
+        spans, absent: merged over the family's.
+        tiny_config: merged over the family's tiny config.
+        known_broken: merged over the family's.
+        refuse: ``(config) -> reason`` for configs of this type that cannot be served.
+        unsupported: the type is claimed only to refuse it at load with this reason.
+        notes: one line shown by ``nnrosetta adapters`` for this type.
     """
 
-    num_layers: str = "num_hidden_layers"
-    num_heads: str = "num_attention_heads"
-    num_kv_heads: Optional[str] = "num_key_value_heads"
-    head_dim: Optional[str] = "head_dim"
-    hidden_size: str = "hidden_size"
-    vocab_size: str = "vocab_size"
+    rename: Mapping[str, Optional[str]] = field(default_factory=dict)
+    config_keys: Mapping[str, Optional[str]] = field(default_factory=dict)
+    final_projection: Any = INHERIT
+    attention: Any = INHERIT
+    heads: Any = INHERIT
+    moe: Any = INHERIT
+    residual: Any = INHERIT
+    spans: Mapping[str, Span] = field(default_factory=dict)
+    absent: Mapping[str, str] = field(default_factory=dict)
+    tiny_config: Mapping[str, Any] = field(default_factory=dict)
+    known_broken: Mapping[str, str] = field(default_factory=dict)
+    refuse: Any = INHERIT
+    unsupported: Optional[str] = None
+    notes: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("rename", "config_keys", "spans", "absent", "tiny_config", "known_broken"):
+            object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
 
 
 @dataclass(frozen=True)
@@ -61,24 +109,29 @@ class Adapter:
         config_keys: where the config keeps layer, head and size counts.
         final_projection: ``(model, hidden) -> logits`` when the family does more
             than ``lm_head(ln_final(hidden))``; None means exactly that.
-        attention: an `AttentionSpec` naming the `.source` labels where the family's
-            attention forward holds its post-softmax probabilities. Declaring it
-            claims `Capability.ATTENTION_PROBABILITIES`.
-        heads: a `HeadsSpec` naming where the per-head queries, keys and values, the
-            call to the attention function and the output projection are. Declaring
-            it claims `Capability.HEADS`.
-        moe: a `MoESpec` (router and experts paths inside ``mlp``, what the router
-            returns, expert-count config keys) for mixture-of-experts families;
-            None for dense ones. Declaring it claims `Capability.MOE`.
-        tiny_configs: model type -> config keyword arguments for a tiny
-            random-weight model, used for offline conformance runs.
+        attention: an `AttentionSpec` (where the post-softmax probabilities are);
+            declaring it claims `Capability.ATTENTION_PROBABILITIES`.
+        heads: a `HeadsSpec` (per-head queries, keys, values, head outputs);
+            declaring it claims `Capability.HEADS`.
+        moe: a `MoESpec` for mixture-of-experts families; claims `Capability.MOE`.
+        spans: standard sublayer -> `Span` where no single module is that sublayer.
+        absent: standard module -> reason, where the family has no such module
+            (no final norm in a post-norm model).
+        residual: how layers add sublayer outputs to the residual stream (`Residual`).
+        tiny_config: config keyword arguments for a tiny random-weight model shared
+            by every claimed type (variants add to it), for offline conformance.
+        variants: model type -> `Variant`: what that type changes.
         known_broken: conformance check name -> reason; such checks run as strict
             expected failures, so a fix that makes one pass is reported.
+        refuse: ``(config) -> reason`` for configs the adapter cannot serve; such a
+            model is refused at load with the reason.
         priority: resolves a claim on the same model type by another adapter;
             the higher priority wins, equal priorities are a conflict.
         description: one line shown by ``nnrosetta adapters``.
         plugin: the distribution (or run-time plugin name) that registered it;
             filled in by the registry.
+        model_type: the type this declaration was merged for (`for_type`); empty
+            on the family declaration.
     """
 
     name: str
@@ -90,18 +143,65 @@ class Adapter:
     attention: Optional[AttentionSpec] = None
     heads: Optional[HeadsSpec] = None
     moe: Optional[MoESpec] = None
-    tiny_configs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    spans: Mapping[str, Span] = field(default_factory=dict)
+    absent: Mapping[str, str] = field(default_factory=dict)
+    residual: Residual = field(default_factory=Residual)
+    tiny_config: Mapping[str, Any] = field(default_factory=dict)
+    variants: Mapping[str, Variant] = field(default_factory=dict)
     known_broken: Mapping[str, str] = field(default_factory=dict)
+    refuse: Optional[Refusal] = None
     priority: int = 0
     description: str = ""
     plugin: str = ""
+    model_type: str = ""
+    unsupported: Optional[str] = None
+    notes: str = ""
 
     def __post_init__(self) -> None:
         # Freeze the mappings so a registered adapter cannot be changed under the registry.
-        for name in ("rename", "tiny_configs", "known_broken"):
+        for name in ("rename", "spans", "absent", "tiny_config", "variants", "known_broken"):
             object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
         object.__setattr__(self, "model_types", tuple(self.model_types))
         object.__setattr__(self, "model_classes", tuple(self.model_classes))
+
+    # -- merged views ------------------------------------------------------------
+
+    def for_type(self, model_type: Optional[str]) -> "Adapter":
+        """This declaration with ``model_type``'s variant merged in (the family's alone if it has none)."""
+        variant = self.variants.get(model_type or "")
+        if variant is None:
+            return dataclasses.replace(self, model_type=model_type or "", variants={})
+        rename = {**self.rename, **variant.rename}
+        changes: dict[str, Any] = {
+            "rename": {path: name for path, name in rename.items() if name is not None},
+            "config_keys": dataclasses.replace(self.config_keys, **dict(variant.config_keys)),
+            "spans": {**self.spans, **variant.spans},
+            "absent": {**self.absent, **variant.absent},
+            "tiny_config": {**self.tiny_config, **variant.tiny_config},
+            "known_broken": {**self.known_broken, **variant.known_broken},
+            "unsupported": variant.unsupported,
+            "notes": variant.notes or self.notes,
+            "variants": {},
+            "model_type": model_type,
+        }
+        for name in ("final_projection", "attention", "heads", "moe", "residual", "refuse"):
+            value = getattr(variant, name)
+            if value is not INHERIT:
+                changes[name] = value if value is not None or name != "residual" else Residual()
+        return dataclasses.replace(self, **changes)
+
+    def has_tiny(self, model_type: str) -> bool:
+        """Whether a tiny model of ``model_type`` can be built from this declaration."""
+        merged = self.for_type(model_type)
+        return model_type in self.model_types and merged.unsupported is None and bool(merged.tiny_config)
+
+    def tiny_types(self) -> list[str]:
+        """The claimed types a tiny model can be built for, in declaration order."""
+        return [t for t in self.model_types if self.has_tiny(t)]
+
+    def served_types(self) -> list[str]:
+        """The claimed types that are served (not claimed only to be refused)."""
+        return [t for t in self.model_types if self.for_type(t).unsupported is None]
 
     @property
     def capabilities(self) -> frozenset[Capability]:
@@ -124,14 +224,30 @@ class Adapter:
     def with_plugin(self, plugin: str) -> "Adapter":
         return dataclasses.replace(self, plugin=plugin)
 
-    def validate(self, plugin: str) -> None:
-        """Refuse a malformed declaration, naming the plugin and the field."""
+    # -- validation --------------------------------------------------------------
 
-        def refuse(field_name: str, problem: str, fix: str) -> None:
-            raise InvalidAdapterError(
-                f"plugin {plugin!r}, adapter {self.name!r}: field `{field_name}` {problem}. {fix}"
-            )
+    def validate(self, plugin: str, check_names: Optional[frozenset[str]] = None) -> None:
+        """Refuse a malformed declaration, naming the plugin, the type and the field.
 
+        ``check_names``: the conformance checks that `known_broken` may name (None: not checked).
+        """
+        self._validate_family(plugin)
+        for model_type, variant in self.variants.items():
+            if model_type not in self.model_types:
+                _refuse(
+                    plugin, self.name, "", "variants",
+                    f"has a variant for {model_type!r}, which the adapter does not claim "
+                    f"(claims: {', '.join(self.model_types)})",
+                    "Add the type to model_types or remove its variant.",
+                )
+            if not isinstance(variant, Variant):
+                _refuse(plugin, self.name, model_type, "variants", f"holds a {type(variant).__name__}",
+                        "Declare each variant as nnrosetta.Variant(...).")
+        for model_type in self.model_types:
+            self.for_type(model_type)._validate_merged(plugin, check_names)
+
+    def _validate_family(self, plugin: str) -> None:
+        refuse = lambda field_name, problem, fix: _refuse(plugin, self.name, "", field_name, problem, fix)  # noqa: E731
         if not self.name or not isinstance(self.name, str):
             refuse("name", f"must be a non-empty string, got {self.name!r}", "Give the adapter a name.")
         if not self.model_types:
@@ -139,24 +255,23 @@ class Adapter:
         for model_type in self.model_types:
             if not isinstance(model_type, str) or not model_type:
                 refuse("model_types", f"holds {model_type!r}", "Each entry must be a model_type string.")
+        if len(set(self.model_types)) != len(self.model_types):
+            refuse("model_types", "names a type twice", "List each model type once.")
+
+    def _validate_merged(self, plugin: str, check_names: Optional[frozenset[str]]) -> None:
+        refuse = lambda field_name, problem, fix: _refuse(plugin, self.name, self.model_type, field_name, problem, fix)  # noqa: E731
         for path, standard in self.rename.items():
             if standard not in STANDARD_MODULES:
-                refuse(
-                    "rename",
-                    f"maps {path!r} to unknown standard name {standard!r}",
-                    f"Standard names are: {', '.join(STANDARD_MODULES)}.",
-                )
-        for model_type in self.tiny_configs:
-            if model_type not in self.model_types:
-                refuse(
-                    "tiny_configs",
-                    f"has a config for {model_type!r}, which the adapter does not claim "
-                    f"(claims: {', '.join(self.model_types)})",
-                    "Add the type to model_types or remove its tiny config.",
-                )
+                refuse("rename", f"maps {path!r} to unknown standard name {standard!r}",
+                       f"Standard names are: {', '.join(STANDARD_MODULES)}.")
+        if not isinstance(self.config_keys, ConfigKeys):
+            refuse("config_keys", f"is a {type(self.config_keys).__name__}", "Declare it as nnrosetta.ConfigKeys(...).")
+        for problem in self.config_keys.problems():
+            refuse("config_keys", problem, "Fix the ConfigKeys declaration.")
         if self.final_projection is not None and not callable(self.final_projection):
             refuse("final_projection", "is not callable", "Pass a function (model, hidden) -> logits.")
-        for field_name, spec_type in (("attention", AttentionSpec), ("heads", HeadsSpec)):
+        for field_name, spec_type in (("attention", AttentionSpec), ("heads", HeadsSpec), ("moe", MoESpec),
+                                      ("residual", Residual)):
             spec = getattr(self, field_name)
             if spec is None:
                 continue
@@ -164,8 +279,43 @@ class Adapter:
                 refuse(field_name, f"is a {type(spec).__name__}", f"Declare it as nnrosetta.{spec_type.__name__}(...).")
             for problem in spec.problems():
                 refuse(field_name, problem, f"Fix the {spec_type.__name__} declaration.")
-        if self.moe is not None:
-            if not isinstance(self.moe, MoESpec):
-                refuse("moe", f"is a {type(self.moe).__name__}", "Declare it as nnrosetta.MoESpec(...).")
-            for problem in self.moe.problems():
-                refuse("moe", problem, "Fix the MoESpec declaration.")
+        for name, span in self.spans.items():
+            if name not in SPANNABLE_MODULES:
+                refuse("spans", f"declares a span for {name!r}", f"Spans may stand for: {', '.join(SPANNABLE_MODULES)}.")
+            if not isinstance(span, Span):
+                refuse("spans", f"holds a {type(span).__name__} for {name!r}", "Declare it as nnrosetta.Span(start, end).")
+            for problem in span.problems():
+                refuse("spans", problem, "Fix the Span declaration.")
+            if name in self.rename.values():
+                refuse("spans", f"declares {name!r} a span and also renames a module to it", "Keep one of the two.")
+        for name, reason in self.absent.items():
+            if name not in ABSENTABLE_MODULES:
+                refuse("absent", f"declares {name!r} absent", f"Only these may be absent: {', '.join(ABSENTABLE_MODULES)}.")
+            if not isinstance(reason, str) or not reason:
+                refuse("absent", f"gives no reason for {name!r}", "Say why the model has no such module.")
+            if name in self.rename.values() or name in self.spans:
+                refuse("absent", f"declares {name!r} absent and also maps a module or span to it", "Keep one.")
+        for check_name, reason in self.known_broken.items():
+            if check_names is not None and check_name not in check_names:
+                refuse("known_broken", f"names {check_name!r}, which is no conformance check that can be "
+                       f"declared broken", f"Use one of: {', '.join(sorted(check_names))}.")
+            if not isinstance(reason, str) or not reason:
+                refuse("known_broken", f"gives no reason for {check_name!r}", "Say why the check fails.")
+        for name in ("refuse",):
+            if getattr(self, name) is not None and not callable(getattr(self, name)):
+                refuse(name, "is not callable", "Pass a function (config) -> reason or None.")
+        if self.unsupported is not None and (not isinstance(self.unsupported, str) or not self.unsupported):
+            refuse("unsupported", "must be a reason string", "Say why the type cannot be served.")
+        if not isinstance(self.tiny_config, Mapping):
+            refuse("tiny_config", f"is a {type(self.tiny_config).__name__}", "Give config keyword arguments as a dict.")
+
+    def refusal(self, config: Any) -> Optional[str]:
+        """Why this (merged) declaration cannot serve a model with ``config``, or None."""
+        if self.unsupported is not None:
+            return self.unsupported
+        return self.refuse(config) if self.refuse is not None else None
+
+
+def _refuse(plugin: str, adapter: str, model_type: str, field_name: str, problem: str, fix: str) -> None:
+    where = f", model type {model_type!r}" if model_type else ""
+    raise InvalidAdapterError(f"plugin {plugin!r}, adapter {adapter!r}{where}: field `{field_name}` {problem}. {fix}")

@@ -16,13 +16,11 @@ from typing import TYPE_CHECKING, Any, Iterator
 import torch
 
 from .accessors import normalize_index
-from .attention_spec import AttentionSpec
 from .errors import AttentionImplementationError, CapabilityError, ShapeError
-from .source_points import source_chain, source_operation
+from .source_points import Reached, reach
+from .specs import AttentionSpec
 
 if TYPE_CHECKING:
-    from nnsight.intervention.source import SourceEnvoy
-
     from .adapter import Adapter
     from .model import StandardizedTransformer
 
@@ -127,26 +125,24 @@ class AttentionProbabilities:
     def __len__(self) -> int:
         return self._model.num_layers
 
-    def _operation(self, index: int) -> "SourceEnvoy":
+    def _point(self, index: int) -> Reached:
         spec = attention_spec(self._model, f"attention_probabilities[{index}]")
         layer = normalize_index(index, len(self), "layer", "num_layers")
-        return source_operation(
-            self._model.layers[layer].self_attn, spec.probabilities, self._model.adapter, "attention.probabilities"
-        )
+        return reach(self._model.layers[layer].self_attn, spec.probabilities, self._model.adapter, "attention.probabilities")
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        return self._operation(index).output
+        return self._point(index).value
 
     def __setitem__(self, index: int, value: torch.Tensor) -> None:
-        operation = self._operation(index)
-        current = operation.output
+        point = self._point(index)
+        current = point.value
         if not isinstance(value, torch.Tensor) or value.shape != current.shape:
             seen = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
             raise ShapeError(
                 f"attention_probabilities[{index}] has shape {tuple(current.shape)} (batch, heads, q, k) but "
                 f"the value written is {seen}; write a tensor of the same shape (edit a clone of the value read)."
             )
-        operation.output = value
+        point.write(value)
 
     def print_source(self, index: int = 0, file: Any = None) -> str:
         """Print (and return) the code around the hooked point, so a user sees what an edit replaces.
@@ -161,8 +157,7 @@ class AttentionProbabilities:
         device = next(self._model._module.parameters()).device
         input_ids = torch.zeros((1, PRINT_SOURCE_TOKENS), dtype=torch.long, device=device)
         with torch.no_grad(), self._model.trace(input_ids):
-            chain = source_chain(attention, spec.probabilities, self._model.adapter, "attention.probabilities")
-            shown.extend(repr(operation) for operation in chain)
+            shown.append(repr(reach(attention, spec.probabilities, self._model.adapter, "attention.probabilities").operation))
         text = "\n\n".join(shown)
         print(text, file=file)
         return text

@@ -25,9 +25,10 @@ import torch
 
 from .accessors import normalize_index
 from .attention import declared_spec
-from .attention_spec import CallArgument, HeadsSpec
 from .errors import AccessorAssignmentError, CapabilityError, LayerIndexError, ShapeError
-from .source_points import source_operation
+from .points import Argument, Point
+from .source_points import Reached, position, reach
+from .specs import HeadsSpec
 
 if TYPE_CHECKING:
     from nnsight.intervention.envoy import Envoy
@@ -74,26 +75,25 @@ class HeadProjections:
     def _spec(self, index: int) -> HeadsSpec:
         return heads_spec(self._model, f"{self._name}[{index}]")
 
-    def _point(self, spec: HeadsSpec, index: int) -> tuple["SourceEnvoy", Optional[int]]:
-        """The operation holding the value, and the argument position when it is a call's input."""
-        point = getattr(spec.labels_for(self._model.config), self._name)
-        label, position = (point.label, point.position) if isinstance(point, CallArgument) else (point, None)
-        operation = source_operation(_attention(self._model, index), (label,), self._model.adapter, f"heads.{self._name}")
-        return operation, position
+    def _point(self, spec: HeadsSpec, index: int) -> Point:
+        """The declared point; values read at the attention call when assigned before the keys."""
+        point = getattr(spec, self._name)
+        if self._name == "values":
+            attention = _attention(self._model, index)
+            if position(attention, point) < position(attention, spec.keys):
+                point = Argument(spec.attention_call, CALL_VALUE)
+        return point
+
+    def _reached(self, spec: HeadsSpec, index: int) -> Reached:
+        return reach(_attention(self._model, index), self._point(spec, index), self._model.adapter, f"heads.{self._name}")
 
     def _labelled(self, spec: HeadsSpec, index: int) -> torch.Tensor:
-        operation, position = self._point(spec, index)
-        return operation.output if position is None else operation.inputs[0][position]
+        return self._reached(spec, index).value
 
     def _write_labelled(self, spec: HeadsSpec, index: int, value: torch.Tensor) -> None:
-        operation, position = self._point(spec, index)
-        if position is None:
-            _check_written(self._name, index, operation.output, value, "(batch, heads, seq, head_dim)")
-            operation.output = value
-            return
-        args, kwargs = operation.inputs
-        _check_written(self._name, index, args[position], value, "(batch, heads, seq, head_dim)")
-        operation.inputs = ((*args[:position], value, *args[position + 1 :]), kwargs)
+        reached = self._reached(spec, index)
+        _check_written(self._name, index, reached.value, value, "(batch, heads, seq, head_dim)")
+        reached.write(value)
 
     def _fused_slice(self) -> slice:
         query_width = self._model.num_heads * self._model.head_dim
@@ -102,15 +102,22 @@ class HeadProjections:
         widths = {"queries": query_width, "keys": kv_width, "values": kv_width}
         return slice(starts[self._name], starts[self._name] + widths[self._name])
 
-    def _split(self, fused: torch.Tensor) -> torch.Tensor:
+    def _split(self, fused: torch.Tensor, layout: str) -> torch.Tensor:
+        if layout == "per_head":
+            part = self._per_head(fused)[..., ("queries", "keys", "values").index(self._name), :]
+            return part.transpose(1, 2)
         part = fused[..., self._fused_slice()]
         return part.reshape(*part.shape[:-1], -1, self._model.head_dim).transpose(1, 2)
+
+    def _per_head(self, fused: torch.Tensor) -> torch.Tensor:
+        """(batch, seq, heads, 3, head_dim): each head's query, key and value side by side."""
+        return fused.reshape(*fused.shape[:-1], self._model.num_heads, 3, self._model.head_dim)
 
     def __getitem__(self, index: int) -> torch.Tensor:
         spec = self._spec(index)
         if spec.fused_projection is None:
             return self._labelled(spec, index)
-        return self._split(getattr(_attention(self._model, index), spec.fused_projection).output)
+        return self._split(getattr(_attention(self._model, index), spec.fused_projection).output, spec.fused_layout)
 
     def __setitem__(self, index: int, value: torch.Tensor) -> None:
         spec = self._spec(index)
@@ -119,9 +126,14 @@ class HeadProjections:
             return
         projection = getattr(_attention(self._model, index), spec.fused_projection)
         fused = projection.output
-        _check_written(self._name, index, self._split(fused), value, "(batch, heads, seq, head_dim)")
+        _check_written(self._name, index, self._split(fused, spec.fused_layout), value, "(batch, heads, seq, head_dim)")
         edited = fused.clone()
-        edited[..., self._fused_slice()] = value.transpose(1, 2).reshape(*fused.shape[:-1], -1)
+        if spec.fused_layout == "per_head":
+            view = self._per_head(edited)
+            view[..., ("queries", "keys", "values").index(self._name), :] = value.transpose(1, 2)
+            edited = view.reshape(fused.shape)
+        else:
+            edited[..., self._fused_slice()] = value.transpose(1, 2).reshape(*fused.shape[:-1], -1)
         projection.output = edited
 
 
@@ -150,7 +162,7 @@ class AttentionCallInputs:
 def attention_call(model: "StandardizedTransformer", index: int, what: str) -> "SourceEnvoy":
     """The call to the attention function in layer ``index``'s attention forward."""
     spec = heads_spec(model, what)
-    return source_operation(_attention(model, index), (spec.attention_call,), model.adapter, "heads.attention_call")
+    return reach(_attention(model, index), spec.attention_call, model.adapter, "heads.attention_call").operation
 
 
 class HeadsOutput:

@@ -64,3 +64,26 @@ def load_tokenizer(model: Any, load_kwargs: dict) -> Optional[Any]:
             f"could not load a tokenizer from {str(source)!r}: {error}. Save one beside the model "
             f"(tokenizer.save_pretrained(folder)) or pass tokenizer=... explicitly."
         ) from error
+
+
+TINY_PREFIX = "tiny:"
+
+
+def tiny_target(model: Any, tokenizer: Any, adapter: Any, registry: Any) -> tuple[Any, Any]:
+    """``"tiny:<model_type>"``: a seeded random-weight tiny model of that type and its tokenizer.
+
+    Anything else is passed through unchanged. The same targets work in the CLI,
+    the pytest plugin and here, so an example can be tried without a checkpoint.
+    """
+    if not (isinstance(model, str) and model.startswith(TINY_PREFIX)):
+        return model, tokenizer
+    from .tiny import build_tiny
+
+    model_type = model[len(TINY_PREFIX):]
+    chosen = registry.resolve(model_type, (), adapter) if adapter is not None else None
+    if chosen is None:
+        from .tiny import adapter_for
+
+        chosen = adapter_for(model_type, registry)
+    built, tiny_tokenizer = build_tiny(model_type, chosen)
+    return built, tokenizer if tokenizer is not None else tiny_tokenizer

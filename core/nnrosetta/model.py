@@ -7,18 +7,19 @@ every family's inputs and outputs one (batch, seq, hidden) shape.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Optional, Sequence, Union
 
 import torch
 from nnsight import TransformersModel
 from nnsight.intervention.envoy import Envoy
 
-from .accessors import ActivationAccessor, ModuleAccessor, normalize_index
+from .accessors import LayerActivations, SublayerModules, normalize_index
 from .adapter import Adapter
 from .attention import AttentionInterface, prepare_eager_loading
-from .errors import AccessorAssignmentError, LayerIndexError, ShapeError
+from .errors import AccessorAssignmentError, CapabilityError, LayerIndexError, ShapeError, UnsupportedArchitectureError
 from .heads import HeadsInterface
-from .loading import class_names, load_tokenizer, read_config
+from .loading import class_names, load_tokenizer, read_config, tiny_target
 from .moe import MixtureOfExpertsInterface
 from .registry import Registry, default_registry
 from .validation import validate
@@ -65,8 +66,15 @@ class StandardizedTransformer(AttentionInterface, HeadsInterface, MixtureOfExper
         **kwargs: Any,
     ) -> None:
         registry = registry or default_registry()
+        model, tokenizer = tiny_target(model, tokenizer, adapter, registry)
         config = read_config(model, kwargs)
         resolved = registry.resolve(getattr(config, "model_type", None), class_names(model, config), adapter)
+        refusal = resolved.refusal(config)
+        if refusal:
+            raise UnsupportedArchitectureError(
+                f"adapter {resolved.name!r} ({resolved.plugin or '<explicit>'}) cannot serve this "
+                f"{resolved.model_type or getattr(config, 'model_type', '?')!r} model: {refusal}"
+            )
         if tokenizer is None:
             tokenizer = load_tokenizer(model, kwargs)
         kwargs.setdefault("task", "text-generation")
@@ -77,23 +85,49 @@ class StandardizedTransformer(AttentionInterface, HeadsInterface, MixtureOfExper
         object.__setattr__(self, "adapter", resolved)
         prepare_eager_loading(resolved, model, kwargs, enable_attention_probs)
         super().__init__(model, tokenizer=tokenizer, rename=rename, envoys=envoys, **kwargs)
-        self._build_accessors()
+        self._record_layer_shapes()
         self._record_moe_block_shapes()
         if check:
             validate(self)
 
-    def _build_accessors(self) -> None:
-        count = lambda: self.num_layers  # noqa: E731 - evaluated lazily, after dispatch
-        self.attentions = ModuleAccessor(self, "attentions", "self_attn")
-        self.mlps = ModuleAccessor(self, "mlps", "mlp")
-        for name, modules in (
-            ("layers", lambda i: self.layers[i]),
-            ("attentions", lambda i: self.layers[i].self_attn),
-            ("mlps", lambda i: self.layers[i].mlp),
-        ):
-            for where in ("input", "output"):
-                accessor = ActivationAccessor(self, f"{name}_{where}", modules, where, count)
-                object.__setattr__(self, f"{name}_{where}", accessor)
+    # -- the standard accessors, in forward order -------------------------------
+
+    layers_input = LayerActivations(None, "input")
+    attentions_input = LayerActivations("self_attn", "input")
+    attentions_output = LayerActivations("self_attn", "output")
+    mlps_input = LayerActivations("mlp", "input")
+    mlps_output = LayerActivations("mlp", "output")
+    layers_output = LayerActivations(None, "output")
+    attentions = SublayerModules("self_attn")
+    mlps = SublayerModules("mlp")
+
+    def __getattr__(self, name: str) -> Any:
+        adapter = self.__dict__.get("adapter")
+        if adapter is not None and name in adapter.absent:
+            raise CapabilityError(
+                f"`{name}` is absent from model type {adapter.model_type!r} (adapter {adapter.name!r}, "
+                f"{adapter.plugin or '<explicit>'}): {adapter.absent[name]}."
+            )
+        return super().__getattr__(name)
+
+    def _record_layer_shapes(self) -> None:
+        """Keep each layer's (batch, seq), seen on entry, for sublayers that flatten tokens.
+
+        Once a layer has run, nnsight can no longer hand out its input, so a plain
+        forward pre-hook notes the shape on every call (installed once per module).
+        """
+        if self.__dict__.get("_shapes_hooked_module") is self._module:
+            return
+        shapes: dict[int, tuple[int, int]] = {}
+        object.__setattr__(self, "_layer_shapes", shapes)
+        object.__setattr__(self, "_shapes_hooked_module", self._module)
+        for index in range(self.num_layers):
+            self.layers[index]._module.register_forward_pre_hook(
+                functools.partial(_note_layer_shape, shapes, index), with_kwargs=True
+            )
+
+    def _layer_shape(self, layer: int) -> tuple[int, int]:
+        return self._layer_shapes[layer]
 
     # -- sizes ---------------------------------------------------------------
 
@@ -242,11 +276,19 @@ class StandardizedTransformer(AttentionInterface, HeadsInterface, MixtureOfExper
             )
         if self.adapter.final_projection is not None:
             return self.adapter.final_projection(self, hidden)
+        if "ln_final" in self.adapter.absent:
+            return self.lm_head(hidden)
         return self.lm_head(self.ln_final(hidden))
 
     def get_topk_closest_tokens(self, hidden: torch.Tensor, k: int = 10) -> torch.return_types.topk:
         """The ``k`` most probable tokens (probabilities and ids) for a residual-stream state."""
         return self.project_on_vocab(hidden).softmax(dim=-1).topk(k, dim=-1)
+
+
+def _note_layer_shape(shapes: dict, layer: int, module: Any, args: tuple, kwargs: dict) -> None:
+    hidden = args[0] if args else kwargs.get("hidden_states")
+    if isinstance(hidden, torch.Tensor) and hidden.dim() >= 2:
+        shapes[layer] = (int(hidden.shape[0]), int(hidden.shape[1]))
 
 
 def _as_index(selection: Indices) -> Any:

@@ -13,66 +13,16 @@ family's own expert code computes the result and nothing is re-implemented.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, Optional, Sequence, Union
 
 import torch
 
 from .accessors import normalize_index
 from .errors import AccessorAssignmentError, CapabilityError, LayerIndexError, ShapeError
+from .specs import MoESpec
 
 if TYPE_CHECKING:
     from nnsight.intervention.envoy import Envoy
-
-#: The names `MoESpec.router_returns` must place, once each, in the router's output tuple.
-ROUTER_OUTPUT_NAMES = ("logits", "weights", "indices")
-
-
-@dataclass(frozen=True)
-class MoESpec:
-    """How a family's mixture-of-experts block routes tokens.
-
-    Fields:
-        router: path from the layer's ``mlp`` module to the router module.
-        experts: path from ``mlp`` to the experts module (fused expert weights).
-        router_returns: what the router's output tuple holds, position by position:
-            each of ``"logits"`` (tokens, num_experts), ``"weights"`` (tokens, k) and
-            ``"indices"`` (tokens, k) once; the block routes with the weights and indices.
-        num_experts_key: config attribute holding the number of routed experts.
-        experts_per_token_key: config attribute holding k, the experts each token uses.
-        normalize_top_k: whether the family renormalises the k chosen weights to sum
-            to 1; a bool, or the name of the config attribute that says so. Expert
-            ablation renormalises the remaining weights exactly when this is true.
-        shared_experts: path from ``mlp`` to an always-on shared expert, if the family has one.
-    """
-
-    router: str = "gate"
-    experts: str = "experts"
-    router_returns: tuple[str, ...] = ROUTER_OUTPUT_NAMES
-    num_experts_key: str = "num_local_experts"
-    experts_per_token_key: str = "num_experts_per_tok"
-    normalize_top_k: Union[bool, str] = True
-    shared_experts: Optional[str] = None
-
-    def problems(self) -> list[str]:
-        """What is malformed in this declaration (empty when it is well formed)."""
-        found = []
-        if sorted(self.router_returns) != sorted(ROUTER_OUTPUT_NAMES):
-            found.append(
-                f"router_returns is {tuple(self.router_returns)!r}; it must name each of "
-                f"{', '.join(ROUTER_OUTPUT_NAMES)} exactly once, in the order the router returns them"
-            )
-        for name in ("router", "experts", "num_experts_key", "experts_per_token_key"):
-            if not isinstance(getattr(self, name), str) or not getattr(self, name):
-                found.append(f"{name} must be a non-empty string, got {getattr(self, name)!r}")
-        if not isinstance(self.normalize_top_k, (bool, str)):
-            found.append(f"normalize_top_k must be a bool or a config key, got {self.normalize_top_k!r}")
-        return found
-
-    def position(self, name: str) -> int:
-        """Where ``name`` (logits, weights or indices) sits in the router's output tuple."""
-        return self.router_returns.index(name)
-
 
 class TopK(NamedTuple):
     """The experts each token is sent to and the weights of their outputs, both (batch, seq, k)."""

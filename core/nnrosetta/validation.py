@@ -13,6 +13,7 @@ import torch
 
 from .adapter import LAYER_MODULES, ROOT_MODULES
 from .errors import RenamingError
+from .source_points import verify_first_level
 
 if TYPE_CHECKING:
     from .model import StandardizedTransformer
@@ -31,7 +32,8 @@ def _native_children(envoy) -> str:
 
 def check_structure(model: "StandardizedTransformer") -> None:
     """Every standard module resolves and the layer count matches the config."""
-    missing = [name for name in ROOT_MODULES if not _has(model, name)]
+    adapter = model.adapter
+    missing = [name for name in ROOT_MODULES if name not in adapter.absent and not _has(model, name)]
     if missing:
         raise RenamingError(
             f"{_adapter_label(model)} leaves standard module(s) {', '.join(missing)} unresolved on "
@@ -50,12 +52,17 @@ def check_structure(model: "StandardizedTransformer") -> None:
     for index in range(count):
         layer = model.layers[index]
         for name in LAYER_MODULES:
-            if not _has(layer, name):
-                raise RenamingError(
-                    f"{_adapter_label(model)}: layer {index} ({type(layer._module).__name__}) has no "
-                    f"`{name}`; its children are: {_native_children(layer)}. Add the family's name for "
-                    f"it to the adapter's rename map."
-                )
+            if name in adapter.absent:
+                continue
+            span = adapter.spans.get(name)
+            for path in (span.start, span.end) if span is not None else (name,):
+                if not _has_path(layer, path):
+                    raise RenamingError(
+                        f"{_adapter_label(model)}: layer {index} ({type(layer._module).__name__}) has no "
+                        f"`{path}`" + (f" (the span declared for `{name}`)" if span is not None else "")
+                        + f"; its children are: {_native_children(layer)}. Add the family's name for "
+                        f"it to the adapter's rename map, or declare `{name}` a span or absent."
+                    )
 
 
 def _has(envoy, name: str) -> bool:
@@ -66,14 +73,43 @@ def _has(envoy, name: str) -> bool:
     return True
 
 
+def _has_path(envoy, path: str) -> bool:
+    for part in path.split("."):
+        if not _has(envoy, part):
+            return False
+        envoy = getattr(envoy, part)
+    return True
+
+
+def check_points(model: "StandardizedTransformer") -> None:
+    """Every declared point's first-level part exists in layer 0's attention forward (else SourceLabelError)."""
+    adapter = model.adapter
+    if model.num_layers == 0 or "self_attn" in adapter.spans:
+        return
+    attention = model.layers[0].self_attn
+    served = lambda spec: spec is not None and not (spec.refuse and spec.refuse(model.config))  # noqa: E731
+    declared = []
+    if served(adapter.attention):
+        declared.append(("attention.probabilities", adapter.attention.probabilities))
+    heads = adapter.heads
+    if served(heads):
+        declared.append(("heads.attention_call", heads.attention_call))
+        if heads.fused_projection is None:
+            declared += [(f"heads.{name}", getattr(heads, name)) for name in ("queries", "keys", "values")]
+    for field, point in declared:
+        verify_first_level(attention, point, adapter, field)
+
+
 def check_shapes(model: "StandardizedTransformer") -> None:
     """One forward on a few tokens: every accessor is (1, seq, hidden), logits (1, seq, vocab)."""
     seen: dict[str, tuple] = {}
     input_ids = torch.arange(DUMMY_SEQUENCE_LENGTH).unsqueeze(0) % max(model.vocab_size, 1)
     with torch.no_grad(), model.trace(input_ids):
+        has_mlp = "mlp" not in model.adapter.absent
         for index in range(model.num_layers):
             seen[f"attentions_output[{index}]"] = tuple(model.attentions_output[index].shape)
-            seen[f"mlps_output[{index}]"] = tuple(model.mlps_output[index].shape)
+            if has_mlp:
+                seen[f"mlps_output[{index}]"] = tuple(model.mlps_output[index].shape)
             seen[f"layers_output[{index}]"] = tuple(model.layers_output[index].shape)
         seen["logits"] = tuple(model.logits.shape)
     hidden = (1, DUMMY_SEQUENCE_LENGTH, model.hidden_size)
@@ -90,4 +126,5 @@ def check_shapes(model: "StandardizedTransformer") -> None:
 
 def validate(model: "StandardizedTransformer") -> None:
     check_structure(model)
+    check_points(model)
     check_shapes(model)

@@ -18,11 +18,11 @@ are documented in the README (section "Gemma"):
   ``attentions_output[i]`` / ``mlps_output[i]`` are the modules' own outputs, before
   the post-norms; ``mlps_input[i]`` is after ``pre_feedforward_layernorm``.
 
-``gemma3`` (the image-text model) is served on its text path by a second adapter,
-``gemma3``: the same decoder sits at ``model.language_model``, and its forward
-applies no logit soft-cap, which the shared projection follows (the top-level
-config carries no cap). Image inputs pass through HuggingFace unchanged; the
-standard accessors describe the language model only.
+``gemma3`` (the image-text model) is served on its text path by a variant: the
+same decoder sits at ``model.language_model``, and its forward applies no logit
+soft-cap, which the shared projection follows (the top-level config carries no
+cap). Image inputs pass through HuggingFace unchanged; the standard accessors
+describe the language model only.
 """
 
 from __future__ import annotations
@@ -31,12 +31,14 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from nnrosetta import Adapter, AttentionSpec, CallArgument, HeadLabels, HeadsSpec, hookimpl
+from nnrosetta import Adapter, Residual, Variant, conventions, hookimpl
 
 if TYPE_CHECKING:
     from nnrosetta import StandardizedTransformer
 
-MODEL_TYPES = ("gemma", "gemma2", "gemma3_text")
+NNROSETTA_CONTRACT = 2
+
+MODEL_TYPES = ("gemma", "gemma2", "gemma3_text", "gemma3")
 
 RENAME = {
     "model.embed_tokens": "embed_tokens",
@@ -80,76 +82,49 @@ TINY_SLIDING = {
 }
 
 
-#: Eager attention's probabilities: the output of the dropout (the identity in eval mode)
-#: inside the attention function the forward calls at ``attention_interface_1``.
-ATTENTION = AttentionSpec(probabilities=("attention_interface_1", "nn_functional_dropout_0"))
+#: Gemma 2/3 normalise each sublayer's output before adding it to the residual stream.
+SANDWICH = Residual(kind="sandwich", attention_post_norm="post_attention_layernorm",
+                    mlp_post_norm="post_feedforward_layernorm")
 
-#: Per-head projections before rotary. Gemma 3 normalises q and k after assigning the
-#: values, so its values are read where attention receives them (the same tensor in a
-#: forward pass; with past positions when generating). Sliding-window layers and Gemma 2's
-#: soft-capped attention logits live in the mask and the attention function, so the
-#: probabilities above are the ones each layer actually uses.
-HEAD_LABELS_BY_TYPE = {
-    "gemma": HeadLabels(queries="query_states_0", keys="key_states_0", values="value_states_0"),
-    "gemma2": HeadLabels(queries="query_states_0", keys="key_states_0", values="value_states_0"),
-    "gemma3_text": HeadLabels(
-        queries="query_states_1", keys="key_states_1", values=CallArgument("attention_interface_1", 3)
-    ),
-}
-#: The image-text model's decoder is the same Gemma3 attention.
-HEAD_LABELS_BY_TYPE["gemma3"] = HEAD_LABELS_BY_TYPE["gemma3_text"]
-
-HEADS = HeadsSpec(
-    labels=lambda config: HEAD_LABELS_BY_TYPE[config.model_type],
-    output_projection="o_proj",
-    attention_call="attention_interface_1",
-)
-
+#: Sliding-window layers and Gemma 2's soft-capped attention logits live in the mask and the
+#: attention function, so the convention's probabilities are the ones each layer uses.
 GEMMA = Adapter(
     name="gemma",
     model_types=MODEL_TYPES,
     rename=RENAME,
     final_projection=softcapped_projection,
-    attention=ATTENTION,
-    heads=HEADS,
-    tiny_configs={
-        "gemma": dict(TINY),
-        "gemma2": {**TINY, **TINY_SLIDING},
-        "gemma3_text": {**TINY, **TINY_SLIDING},
+    attention=conventions.ATTENTION,
+    heads=conventions.HEADS,
+    residual=SANDWICH,
+    tiny_config=TINY,
+    variants={
+        "gemma": Variant(residual=Residual()),
+        "gemma2": Variant(tiny_config=TINY_SLIDING),
+        "gemma3_text": Variant(tiny_config=TINY_SLIDING),
+        "gemma3": Variant(
+            rename={
+                "model.embed_tokens": None,
+                "model.layers": None,
+                "model.norm": None,
+                "model.language_model.embed_tokens": "embed_tokens",
+                "model.language_model.layers": "layers",
+                "model.language_model.norm": "ln_final",
+            },
+            tiny_config={
+                # The text config carries the decoder; its vocabulary matches the tiny tokenizer (384).
+                "text_config": {**TINY, **TINY_SLIDING, "final_logit_softcapping": None, "vocab_size": 384,
+                                "pad_token_id": 3, "bos_token_id": 1, "eos_token_id": 2},
+                "vision_config": {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
+                                  "num_attention_heads": 2, "image_size": 28, "patch_size": 14},
+                "mm_tokens_per_image": 4,
+            },
+            notes="image-text model, text path: the decoder at model.language_model; no logit soft-cap",
+        ),
     },
-    description="Gemma 1/2/3 text decoders: soft-capped final logits, scaled embeddings, sandwich norms.",
-)
-
-
-#: Gemma 3's image-text model keeps the same decoder under ``model.language_model``; its
-#: top-level forward applies no logit soft-cap (the text config sets none), which
-#: `softcapped_projection` follows because the top-level config has no cap.
-GEMMA3_MULTIMODAL = Adapter(
-    name="gemma3",
-    model_types=("gemma3",),
-    rename={
-        "model.language_model.embed_tokens": "embed_tokens",
-        "model.language_model.layers": "layers",
-        "model.language_model.norm": "ln_final",
-    },
-    final_projection=softcapped_projection,
-    attention=ATTENTION,
-    heads=HEADS,
-    tiny_configs={
-        "gemma3": {
-            # The text config carries the decoder; its vocabulary matches the tiny tokenizer (384).
-            "text_config": {**TINY, **TINY_SLIDING, "final_logit_softcapping": None, "vocab_size": 384,
-                            "pad_token_id": 3, "bos_token_id": 1, "eos_token_id": 2},
-            "vision_config": {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
-                              "num_attention_heads": 2, "image_size": 28, "patch_size": 14},
-            "mm_tokens_per_image": 4,
-        }
-    },
-    description="Gemma 3 image-text model, text path: the decoder at model.language_model.",
+    description="Gemma 1/2/3 decoders: soft-capped final logits, scaled embeddings, sandwich norms.",
 )
 
 
 @hookimpl
 def register_adapters(register) -> None:
     register(GEMMA)
-    register(GEMMA3_MULTIMODAL)

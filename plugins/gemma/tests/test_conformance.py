@@ -4,4 +4,4 @@ from nnrosetta_conformance.pytest_plugin import ConformanceSuite
 
 
 class TestGemmaConformance(ConformanceSuite):
-    adapters = ("gemma", "gemma3")
+    adapters = ("gemma",)

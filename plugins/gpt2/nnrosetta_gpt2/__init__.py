@@ -6,7 +6,9 @@ embeddings; `token_embeddings` is the token embedding alone (``wte``'s output).
 
 from __future__ import annotations
 
-from nnrosetta import Adapter, AttentionSpec, ConfigKeys, HeadsSpec, hookimpl
+from nnrosetta import Adapter, AttentionSpec, ConfigKeys, HeadsSpec, conventions, hookimpl
+
+NNROSETTA_CONTRACT = 2
 
 
 def _reordered_attention(config) -> str | None:
@@ -24,14 +26,12 @@ def _reordered_eager_attention(config) -> str | None:
 
 #: Eager attention's probabilities: the output of the dropout (the identity in eval mode)
 #: inside the attention function the forward calls at ``attention_interface_1``.
-ATTENTION = AttentionSpec(
-    probabilities=("attention_interface_1", "nn_functional_dropout_0"), refuse=_reordered_attention
-)
+ATTENTION = AttentionSpec(probabilities=conventions.ATTENTION.probabilities, refuse=_reordered_attention)
 #: GPT-2 fuses queries, keys and values in ``c_attn``'s output; the core splits it into heads.
 HEADS = HeadsSpec(
     fused_projection="c_attn",
     output_projection="c_proj",
-    attention_call="attention_interface_1",
+    attention_call=conventions.ATTENTION_CALL,
     refuse=_reordered_eager_attention,
 )
 
@@ -54,9 +54,7 @@ GPT2 = Adapter(
         hidden_size="n_embd",
         vocab_size="vocab_size",
     ),
-    tiny_configs={
-        "gpt2": {"n_embd": 32, "n_layer": 2, "n_head": 4, "n_positions": 128, "n_inner": 64},
-    },
+    tiny_config={"n_embd": 32, "n_layer": 2, "n_head": 4, "n_positions": 128, "n_inner": 64},
     description=(
         "GPT-2: transformer.h[i].{attn,mlp}, transformer.ln_f, transformer.wte. Attention probabilities "
         "and heads are not served with reorder_and_upcast_attn=True (a separate eager path)."

@@ -7,16 +7,19 @@ that routes each token with those weights and indices. The rest of the module
 tree is Llama's (``model.layers``, ``model.norm``, ``model.embed_tokens``), so
 logits are exactly ``lm_head(norm(h))``.
 
-Three adapters, because the families differ in data the core needs:
+One family declaration; each type's variant says what differs:
 - ``mixtral``: always renormalises the k chosen weights;
-- ``olmoe``: renormalises only when ``config.norm_topk_prob`` says so;
+- ``olmoe``, ``qwen3_moe``, ``flex_olmo``: renormalise only when ``config.norm_topk_prob``
+  says so;
 - ``qwen2_moe``: the same, plus an always-on shared expert at ``mlp.shared_expert``
   (gated by a sigmoid inside the block), exposed as ``shared_experts_output[i]``.
 """
 
 from __future__ import annotations
 
-from nnrosetta import Adapter, AttentionSpec, HeadLabels, HeadsSpec, MoESpec, hookimpl
+from nnrosetta import Adapter, MoESpec, Variant, conventions, hookimpl
+
+NNROSETTA_CONTRACT = 2
 
 RENAME = {
     "model.embed_tokens": "embed_tokens",
@@ -37,73 +40,39 @@ TINY = {
 }
 
 
-#: Eager attention's probabilities: the output of the dropout (the identity in eval mode)
-#: inside the attention function the forward calls at ``attention_interface_1``.
-ATTENTION = AttentionSpec(probabilities=("attention_interface_1", "nn_functional_dropout_0"))
-
-#: Per-head projections before rotary: olmoe and flex_olmo assign them once more, after
-#: reshaping their (normalised) flat projections into heads.
-HEAD_LABELS = HeadLabels(queries="query_states_0", keys="key_states_0", values="value_states_0")
-HEAD_LABELS_AFTER_RESHAPE = HeadLabels(queries="query_states_1", keys="key_states_1", values="value_states_1")
-RESHAPING_TYPES = ("olmoe", "flex_olmo")
-
-HEADS = HeadsSpec(
-    labels=lambda config: HEAD_LABELS_AFTER_RESHAPE if config.model_type in RESHAPING_TYPES else HEAD_LABELS,
-    output_projection="o_proj",
-    attention_call="attention_interface_1",
-)
+#: Types with Mixtral's block whose top-k renormalisation is a config switch.
+SWITCHED = MoESpec(num_experts_key="num_experts", normalize_top_k="norm_topk_prob")
 
 MIXTRAL = Adapter(
     name="mixtral",
-    model_types=("mixtral",),
+    model_types=("mixtral", "olmoe", "qwen3_moe", "flex_olmo", "qwen2_moe"),
     rename=RENAME,
-    attention=ATTENTION,
-    heads=HEADS,
-    moe=MoESpec(num_experts_key="num_experts", normalize_top_k=True),
-    tiny_configs={"mixtral": {**TINY, "num_local_experts": 4}},
-    description="Mixtral MoE: mlp.gate -> (logits, weights, indices), fused mlp.experts; top-k always renormalised.",
-)
-
-#: Types with Mixtral's block whose top-k renormalisation is a config switch.
-OLMOE_TYPES = ("olmoe", "qwen3_moe", "flex_olmo")
-
-OLMOE = Adapter(
-    name="olmoe",
-    model_types=OLMOE_TYPES,
-    rename=RENAME,
-    attention=ATTENTION,
-    heads=HEADS,
-    moe=MoESpec(num_experts_key="num_experts", normalize_top_k="norm_topk_prob"),
-    tiny_configs={
-        "olmoe": {**TINY, "num_experts": 4, "norm_topk_prob": False},
-        "qwen3_moe": {**TINY, "num_experts": 4, "moe_intermediate_size": 24, "norm_topk_prob": True},
-        "flex_olmo": {**TINY, "num_experts": 4, "norm_topk_prob": False},
+    attention=conventions.ATTENTION,
+    heads=conventions.HEADS,
+    moe=MoESpec(num_experts_key="num_local_experts", normalize_top_k=True),
+    tiny_config=TINY,
+    variants={
+        "mixtral": Variant(tiny_config={"num_local_experts": 4}),
+        "olmoe": Variant(moe=SWITCHED, tiny_config={"num_experts": 4, "norm_topk_prob": False}),
+        "qwen3_moe": Variant(
+            moe=SWITCHED, tiny_config={"num_experts": 4, "moe_intermediate_size": 24, "norm_topk_prob": True}
+        ),
+        "flex_olmo": Variant(moe=SWITCHED, tiny_config={"num_experts": 4, "norm_topk_prob": False}),
+        "qwen2_moe": Variant(
+            moe=MoESpec(num_experts_key="num_experts", normalize_top_k="norm_topk_prob", shared_experts="shared_expert"),
+            tiny_config={
+                "num_experts": 4,
+                "moe_intermediate_size": 24,
+                "shared_expert_intermediate_size": 40,
+                "norm_topk_prob": False,
+            },
+            notes="routed experts plus a sigmoid-gated shared expert (shared_experts_output[i])",
+        ),
     },
-    description="OLMoE-style MoE (olmoe, qwen3_moe, flex_olmo): Mixtral's block, renormalisation per config.norm_topk_prob.",
-)
-
-QWEN2_MOE = Adapter(
-    name="qwen2_moe",
-    model_types=("qwen2_moe",),
-    rename=RENAME,
-    attention=ATTENTION,
-    heads=HEADS,
-    moe=MoESpec(num_experts_key="num_experts", normalize_top_k="norm_topk_prob", shared_experts="shared_expert"),
-    tiny_configs={
-        "qwen2_moe": {
-            **TINY,
-            "num_experts": 4,
-            "moe_intermediate_size": 24,
-            "shared_expert_intermediate_size": 40,
-            "norm_topk_prob": False,
-        }
-    },
-    description="Qwen2-MoE: routed experts plus a sigmoid-gated shared expert (shared_experts_output[i]).",
+    description="Mixtral-style MoE: mlp.gate -> (logits, weights, indices), fused mlp.experts.",
 )
 
 
 @hookimpl
 def register_adapters(register) -> None:
     register(MIXTRAL)
-    register(OLMOE)
-    register(QWEN2_MOE)

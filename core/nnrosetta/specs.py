@@ -1,0 +1,236 @@
+"""The declarations an adapter is made of: plain frozen data, no runtime behaviour.
+
+Each spec says where something lives in a family's HuggingFace code, so the core
+can serve it (`attention`, `heads`, `moe`), or what shape the family's layers have
+(`ConfigKeys`, `Span`, `Residual`). Every spec has ``problems()``: what is
+malformed in it, checked when the adapter is registered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Callable, Optional, Union
+
+from . import points
+from .points import Called, Point
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig
+
+#: ``(config) -> reason`` when a loaded model's config takes a path the declaration
+#: does not serve (an option that bypasses the hooked code); None when served.
+Refusal = Callable[["PretrainedConfig"], Optional[str]]
+
+
+def _refusal_problems(refuse: object) -> list[str]:
+    return [] if refuse is None or callable(refuse) else ["`refuse` must be callable (config) -> reason or None"]
+
+
+@dataclass(frozen=True)
+class ConfigKeys:
+    """Names of the HuggingFace config attributes that hold the model's sizes.
+
+    `num_kv_heads` and `head_dim` may be None when the family has no such key;
+    the core then falls back to `num_heads` and `hidden_size // num_heads`.
+    """
+
+    num_layers: str = "num_hidden_layers"
+    num_heads: str = "num_attention_heads"
+    num_kv_heads: Optional[str] = "num_key_value_heads"
+    head_dim: Optional[str] = "head_dim"
+    hidden_size: str = "hidden_size"
+    vocab_size: str = "vocab_size"
+
+    def problems(self) -> list[str]:
+        found = []
+        for item in fields(self):
+            value = getattr(self, item.name)
+            optional = item.name in ("num_kv_heads", "head_dim")
+            if not (isinstance(value, str) and value) and not (optional and value is None):
+                found.append(f"config key `{item.name}` must be a config attribute name, got {value!r}")
+        return found
+
+
+@dataclass(frozen=True)
+class AttentionSpec:
+    """Where the family's attention forward holds its post-softmax probabilities.
+
+    Fields:
+        probabilities: the point whose value is the probabilities the attention
+            actually multiplies the values by, e.g. ``Inside(Called("attention_interface"),
+            Called("nn.functional.dropout"))``: inside the eager attention function,
+            the dropout (the identity in eval mode). See `nnrosetta.conventions`.
+        refuse: optional ``(config) -> reason`` for configs that bypass that code.
+    """
+
+    probabilities: Point
+    refuse: Optional[Refusal] = None
+
+    def problems(self) -> list[str]:
+        return points.problems(self.probabilities, "probabilities") + _refusal_problems(self.refuse)
+
+
+#: How a fused projection lays out queries, keys and values along its last dimension.
+FUSED_LAYOUTS = ("blocks", "per_head")
+
+
+@dataclass(frozen=True)
+class HeadsSpec:
+    """Where each head's queries, keys, values and output live in the family's attention.
+
+    Declare the per-head projections one of two ways: ``queries``/``keys``/``values``
+    as points whose value is (batch, heads, seq, head_dim) before rotary, or
+    ``fused_projection``: a child module of the attention whose output holds all
+    three, laid out as ``fused_layout`` says — ``"blocks"`` ([all queries | all keys |
+    all values], GPT-2's ``c_attn``) or ``"per_head"`` (for each head its query, key
+    and value, GPT-NeoX's ``query_key_value``); the core splits it.
+
+    When the values' point comes before the keys' in the forward (values assigned
+    before a q/k norm), they are read where the attention call receives them, so
+    queries, keys and values are always read in that order.
+
+    Fields:
+        output_projection: the attention's child mapping the concatenated head
+            outputs to the hidden size (``"o_proj"``); its input, viewed as
+            (batch, seq, heads, head_dim), is `heads_output`.
+        attention_call: the call of the attention function (transformers'
+            ``AttentionInterface`` signature: module, query, key, value, mask,
+            scaling=..., softcap=...); its query and key are the rotated ones.
+        queries, keys, values: points (see `nnrosetta.points`).
+        fused_projection, fused_layout: the fused alternative.
+        refuse: optional ``(config) -> reason`` for configs that bypass that code.
+    """
+
+    output_projection: str
+    attention_call: Called
+    queries: Optional[Point] = None
+    keys: Optional[Point] = None
+    values: Optional[Point] = None
+    fused_projection: Optional[str] = None
+    fused_layout: str = "blocks"
+    refuse: Optional[Refusal] = None
+
+    def problems(self) -> list[str]:
+        found = []
+        labelled = [p for p in (self.queries, self.keys, self.values) if p is not None]
+        if self.fused_projection is None and len(labelled) != 3:
+            found.append("declare `queries`, `keys` and `values` (all three), or `fused_projection`")
+        if self.fused_projection is not None and labelled:
+            found.append("declare either `queries`/`keys`/`values` or `fused_projection`, not both")
+        for name in ("queries", "keys", "values"):
+            if getattr(self, name) is not None:
+                found += points.problems(getattr(self, name), name)
+        if not isinstance(self.attention_call, Called):
+            found.append(f"`attention_call` must be nnrosetta.Called(...), got {self.attention_call!r}")
+        for name in ("output_projection",) + (("fused_projection",) if self.fused_projection is not None else ()):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value:
+                found.append(f"`{name}` must be a non-empty module path, got {value!r}")
+        if self.fused_layout not in FUSED_LAYOUTS:
+            found.append(f"`fused_layout` must be one of {FUSED_LAYOUTS}, got {self.fused_layout!r}")
+        return found + _refusal_problems(self.refuse)
+
+
+#: The names `MoESpec.router_returns` must place, once each, in the router's output tuple.
+ROUTER_OUTPUT_NAMES = ("logits", "weights", "indices")
+
+
+@dataclass(frozen=True)
+class MoESpec:
+    """How a family's mixture-of-experts block routes tokens.
+
+    Fields:
+        router: path from the layer's ``mlp`` module to the router module.
+        experts: path from ``mlp`` to the experts module (fused expert weights).
+        router_returns: what the router's output tuple holds, position by position:
+            each of ``"logits"`` (tokens, num_experts), ``"weights"`` (tokens, k) and
+            ``"indices"`` (tokens, k) once; the block routes with the weights and indices.
+        num_experts_key: config attribute holding the number of routed experts.
+        experts_per_token_key: config attribute holding k, the experts each token uses.
+        normalize_top_k: whether the family renormalises the k chosen weights to sum
+            to 1; a bool, or the name of the config attribute that says so. Expert
+            ablation renormalises the remaining weights exactly when this is true.
+        shared_experts: path from ``mlp`` to an always-on shared expert, if the family has one.
+    """
+
+    router: str = "gate"
+    experts: str = "experts"
+    router_returns: tuple[str, ...] = ROUTER_OUTPUT_NAMES
+    num_experts_key: str = "num_local_experts"
+    experts_per_token_key: str = "num_experts_per_tok"
+    normalize_top_k: Union[bool, str] = True
+    shared_experts: Optional[str] = None
+
+    def problems(self) -> list[str]:
+        """What is malformed in this declaration (empty when it is well formed)."""
+        found = []
+        if sorted(self.router_returns) != sorted(ROUTER_OUTPUT_NAMES):
+            found.append(
+                f"router_returns is {tuple(self.router_returns)!r}; it must name each of "
+                f"{', '.join(ROUTER_OUTPUT_NAMES)} exactly once, in the order the router returns them"
+            )
+        for name in ("router", "experts", "num_experts_key", "experts_per_token_key"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                found.append(f"{name} must be a non-empty string, got {getattr(self, name)!r}")
+        if not isinstance(self.normalize_top_k, (bool, str)):
+            found.append(f"normalize_top_k must be a bool or a config key, got {self.normalize_top_k!r}")
+        return found
+
+    def position(self, name: str) -> int:
+        """Where ``name`` (logits, weights or indices) sits in the router's output tuple."""
+        return self.router_returns.index(name)
+
+
+@dataclass(frozen=True)
+class Span:
+    """A standard sublayer that is no single module: the input of ``start``, the output of ``end``.
+
+    OPT's MLP is ``fc1`` ... ``fc2`` (no module wraps the two); BERT-style layers split
+    it into ``intermediate`` ... ``output.dense``. Paths are relative to the layer.
+    ``mlps_input[i]`` is then ``start``'s input and ``mlps_output[i]`` ``end``'s output.
+    """
+
+    start: str
+    end: str
+
+    def problems(self) -> list[str]:
+        return [
+            f"span `{name}` must be a non-empty module path, got {getattr(self, name)!r}"
+            for name in ("start", "end")
+            if not isinstance(getattr(self, name), str) or not getattr(self, name)
+        ]
+
+
+#: How a layer adds its sublayers to the residual stream.
+RESIDUAL_KINDS = {
+    "sequential": "h = h + attn(norm(h)); h = h + mlp(norm(h)) (pre-norm, Llama)",
+    "parallel": "h = h + attn(norm(h)) + mlp(norm'(h)) (GPT-J, GPT-NeoX with use_parallel_residual, Falcon)",
+    "sandwich": "h = h + post_norm(attn(norm(h))); h = h + post_norm'(mlp(norm'(h))) (Gemma 2/3)",
+    "post_norm": "h = norm(h + attn(h)); h = norm'(h + mlp(h)) (BERT, OPT-350m): nothing is added as is",
+}
+
+
+@dataclass(frozen=True)
+class Residual:
+    """How each layer adds its attention and MLP outputs to the residual stream.
+
+    The conformance suite checks this against the live model: for ``sequential`` and
+    ``parallel`` ``layers_output[i] == layers_input[i] + attentions_output[i] +
+    mlps_output[i]`` (times ``scale_key``'s value where the family multiplies each
+    sublayer output); for ``sandwich`` the same through the two post-norms (paths
+    from the layer). ``post_norm`` adds nothing as is, so only the sublayers'
+    token-mixing properties are checked.
+    """
+
+    kind: str = "sequential"
+    attention_post_norm: Optional[str] = None
+    mlp_post_norm: Optional[str] = None
+    scale_key: Optional[str] = None
+
+    def problems(self) -> list[str]:
+        found = []
+        if self.kind not in RESIDUAL_KINDS:
+            found.append(f"residual kind must be one of {', '.join(RESIDUAL_KINDS)}, got {self.kind!r}")
+        if self.kind == "sandwich" and not (self.attention_post_norm and self.mlp_post_norm):
+            found.append("a sandwich residual names `attention_post_norm` and `mlp_post_norm` (paths from the layer)")
+        return found
