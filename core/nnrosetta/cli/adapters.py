@@ -5,12 +5,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
+from rich.console import Group
 from rich.table import Table
+from rich.text import Text
 
-from ..registry import Registry, default_registry
+from . import console
+
+if TYPE_CHECKING:
+    from ..registry import Registry
+
+#: What to run when no plugin is installed (the plugins are not on the package index yet).
+INSTALL_HINT = "pip install ./plugins/llama (each folder under plugins/ is one plugin)."
 
 NAME = "adapters"
 HELP = "list installed plugins, their adapters, model types and capabilities, and broken plugins"
@@ -52,36 +59,60 @@ def describe(registry: Registry) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace, registry: Registry | None = None) -> int:
+    from ..registry import default_registry  # loads the plugins: only when the command runs
+
     data = describe(registry or default_registry())
     if args.json:
         json.dump(data, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
-    console = Console()
-    table = Table(title="nnrosetta adapters")
-    table.add_column("adapter", no_wrap=True)
-    table.add_column("plugin", no_wrap=True)
-    for column in ("model types", "capabilities", "known broken", "notes"):
-        table.add_column(column, overflow="fold")
+    out = console()
+    plugins = len({a["plugin"] for a in data["adapters"]})
+    out.print(Text(f"nnrosetta adapters: {len(data['adapters'])} adapter(s) from {plugins} plugin(s)", style="bold"))
     for adapter in data["adapters"]:
-        table.add_row(
-            adapter["name"],
-            adapter["plugin"],
-            ", ".join(adapter["model_types"]),
-            ", ".join(adapter["capabilities"]) or "-",
-            "; ".join(f"{k}: {v}" for k, v in adapter["known_broken"].items()) or "-",
-            adapter["description"] or "-",
-        )
-    console.print(table)
+        out.print()
+        out.print(_adapter_block(adapter))
     if not data["adapters"]:
-        console.print("No adapters installed: pip install a plugin such as nnrosetta-llama.")
+        out.print(f"No adapters installed. From a clone of nnrosetta: {INSTALL_HINT}")
     for model_type, names in data["conflicts"].items():
-        console.print(f"[yellow]conflict:[/] {model_type} is claimed by {', '.join(names)} with equal priority")
+        out.print()
+        out.print(Text.assemble(("conflict: ", "yellow"), f"{model_type} is claimed by {', '.join(names)} with equal priority"))
     for broken in data["broken"]:
-        console.print(
-            f"[red]broken plugin:[/] {broken['name']} ({broken['distribution']} {broken['version']}): {broken['error']}",
-            highlight=False,
-        )
+        out.print()
+        out.print(Text.assemble(("broken plugin: ", "red"), f"{broken['name']} ({broken['distribution']} {broken['version']})"))
+        out.print(_fields({"error": broken["error"]}))
     if not data["autoload"]:
-        console.print("Plugin autoloading is off (NNROSETTA_DISABLE_PLUGIN_AUTOLOAD).")
+        out.print()
+        out.print("Plugin autoloading is off (NNROSETTA_DISABLE_PLUGIN_AUTOLOAD).")
     return 0
+
+
+def _adapter_block(adapter: dict[str, Any]) -> Group:
+    """One adapter as a heading and labelled lines: wraps at word boundaries at any width."""
+    heading = Text.assemble((adapter["name"], "bold cyan"), "  ", adapter["plugin"])
+    fields = {
+        "model types": ", ".join(adapter["model_types"]) or "-",
+        "capabilities": ", ".join(adapter["capabilities"]) or "-",
+    }
+    if adapter["model_classes"]:
+        fields["model classes"] = ", ".join(adapter["model_classes"])
+    if adapter["known_broken"]:
+        fields["known broken"] = "; ".join(f"{k}: {v}" for k, v in adapter["known_broken"].items())
+    if adapter["priority"]:
+        fields["priority"] = str(adapter["priority"])
+    if adapter["description"]:
+        fields["notes"] = adapter["description"]
+    return Group(heading, _fields(fields))
+
+
+def _fields(fields: dict[str, str]) -> Group:
+    """Labelled lines, values wrapped under themselves; one grid per line keeps lines free of padding."""
+    label_width = 2 + max(len(label) for label in fields)
+    rows = []
+    for label, value in fields.items():
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="dim", no_wrap=True, width=label_width)
+        grid.add_column(overflow="fold")
+        grid.add_row(f"  {label}", value)
+        rows.append(grid)
+    return Group(*rows)

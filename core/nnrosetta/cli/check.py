@@ -12,14 +12,14 @@ import argparse
 import json
 import shlex
 from pathlib import Path
-from typing import Optional
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from ..errors import NnrosettaError
-from ..registry import default_registry
+from . import console, writable_file
 
 NAME = "check"
 HELP = "run the conformance suite on a model (hub id, folder, tiny:<model_type>) or on every tiny model"
@@ -36,23 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--markdown", metavar="FILE", help="write the compatibility matrix as markdown")
 
 
-def _writable(path: Optional[str], option: str) -> None:
-    if path and not Path(path).expanduser().resolve().parent.is_dir():
-        raise NnrosettaError(f"{option} {path}: the folder {str(Path(path).parent)!r} does not exist; create it first.")
-
-
 def run(args: argparse.Namespace) -> int:
-    try:
-        return _check(args)
-    except NnrosettaError as error:
-        # Loading errors quote HuggingFace's multi-line messages; bad input gets one line.
-        one_line = " ".join(str(error).split())
-        if one_line == str(error):
-            raise
-        raise NnrosettaError(one_line) from error
-
-
-def _check(args: argparse.Namespace) -> int:
     from nnrosetta_conformance.report import SuiteRun, versions
     from nnrosetta_conformance.runner import run as run_suite
     from nnrosetta_conformance.runner import run_all_tiny, select_checks, tiny_targets
@@ -64,20 +48,21 @@ def _check(args: argparse.Namespace) -> int:
         )
     names = args.checks.split(",") if args.checks is not None else None
     selected = select_checks(names)
-    _writable(args.json, "--json")
-    _writable(args.markdown, "--markdown")
+    writable_file(args.json, "--json")
+    writable_file(args.markdown, "--markdown")
+    from ..registry import default_registry
+
     registry = default_registry()
     if args.adapter:
         registry.adapter(args.adapter)  # an unknown name fails here, before any model loads
     command = "nnrosetta check " + " ".join(shlex.quote(a) for a in _shown_arguments(args))
-    console = Console()
     progress = Progress(
         SpinnerColumn(),
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=Console(stderr=True),
+        console=console(stderr=True),
         transient=True,
     )
     labels: list[tuple[object, str]] = []
@@ -111,7 +96,7 @@ def _check(args: argparse.Namespace) -> int:
         Path(args.json).expanduser().write_text(json.dumps(outcome.to_dict(), indent=2) + "\n")
     if args.markdown:
         Path(args.markdown).expanduser().write_text(outcome.to_markdown())
-    _print(console, outcome, single=not args.all_tiny)
+    _print(console(), outcome, single=not args.all_tiny)
     return 0 if outcome.ok else FAILED_RUN
 
 
@@ -126,20 +111,22 @@ def _shown_arguments(args: argparse.Namespace) -> list[str]:
     return shown
 
 
-def _print(console: Console, outcome, single: bool) -> None:
+def _print(out: Console, outcome, single: bool) -> None:
     if single:
         report = outcome.reports[0]
         table = Table(title=f"nnrosetta check {report.target}: {report.model_type} via adapter {report.adapter} ({report.plugin})")
-        for column in ("check", "status", "seconds", "message"):
-            table.add_column(column, overflow="fold")
+        table.add_column("check", no_wrap=True)
+        table.add_column("status", no_wrap=True)
+        table.add_column("seconds", justify="right", no_wrap=True)
+        table.add_column("message", overflow="fold")
         for result in report.results:
-            style = STYLES.get(result.status, "")
-            table.add_row(result.name, f"[{style}]{result.status}[/]", f"{result.seconds:.2f}", result.message)
-        console.print(table)
+            table.add_row(result.name, Text(result.status, style=STYLES.get(result.status, "")), f"{result.seconds:.2f}", result.message)
+        out.print(table)
     else:
         table = Table(title="nnrosetta check --all-tiny", caption="xfail: known broken, as the adapter declares")
-        for column in ("model type", "adapter", "pass", "skip", "xfail", "fail", "seconds", "failing checks"):
-            table.add_column(column, overflow="fold", no_wrap=column in ("model type", "adapter"))
+        for column in ("model type", "adapter", "pass", "skip", "xfail", "fail", "seconds"):
+            table.add_column(column, no_wrap=True, justify="left" if column in ("model type", "adapter") else "right")
+        table.add_column("failing checks", overflow="fold")
         for report in outcome.reports:
             count = lambda *statuses: sum(r.status in statuses for r in report.results)  # noqa: E731
             failing = ", ".join(r.name for r in report.failures)
@@ -149,18 +136,14 @@ def _print(console: Console, outcome, single: bool) -> None:
                 str(count("passed")),
                 str(count("skipped")),
                 str(count("xfailed")),
-                f"[bold red]{count('failed', 'xpassed')}[/]" if failing else "0",
+                Text(str(count("failed", "xpassed")), style="bold red" if failing else ""),
                 f"{report.seconds:.1f}",
                 failing or "-",
             )
-        console.print(table)
+        out.print(table)
         for report in outcome.reports:
             for result in report.failures:
-                console.print(f"[bold red]{report.model_type} / {result.name}[/] ({result.status}): {result.message}", highlight=False)
+                out.print(Text.assemble((f"{report.model_type} / {result.name}", "bold red"), f" ({result.status}): {result.message}"))
     conforming = sum(report.ok for report in outcome.reports)
-    verdict = "[green]all conform[/]" if outcome.ok else "[bold red]failures[/]"
-    console.print(
-        f"{verdict}: {conforming} of {len(outcome.reports)} model(s) pass every check in {outcome.seconds:.1f} s.",
-        highlight=False,
-    )
-
+    verdict = Text("all conform", style="green") if outcome.ok else Text("failures", style="bold red")
+    out.print(Text.assemble(verdict, f": {conforming} of {len(outcome.reports)} model(s) pass every check in {outcome.seconds:.1f} s."))

@@ -10,9 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rich.console import Console
-
 from ..errors import InvalidInputError
+from . import console, writable_file
 
 NAME = "lens"
 HELP = "write a logit-lens heatmap (layers x tokens, top token per cell) of a prompt as HTML or PNG"
@@ -33,14 +32,9 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix.lower() not in (".html", ".htm", ".png"):
         raise InvalidInputError(f"--out {args.out!r} must end in .html or .png (the file type follows it).")
-    if not out.parent.is_dir():
-        raise InvalidInputError(f"--out {args.out!r}: the folder {str(out.parent)!r} does not exist; create it first.")
+    writable_file(args.out, "--out")
     with open_target(args.model, adapter=args.adapter) as model:
         heatmap = logit_lens_heatmap(model, args.prompt)
     heatmap.save(out)
-    Console().print(
-        f"wrote {out} ({len(heatmap.row_labels)} layers x {len(heatmap.column_labels)} tokens)",
-        highlight=False,
-        soft_wrap=True,
-    )
+    console().print(f"wrote {out} ({len(heatmap.row_labels)} layers x {len(heatmap.column_labels)} tokens)", soft_wrap=True)
     return 0
