@@ -28,3 +28,25 @@ bench: setup
 
 clean:
 	rm -rf $(VENV)
+
+# One wheel per distribution (the core, then each plugins/*) in $(DIST), built from a
+# clean copy of the sources (git's tracked and unignored files), so stale build/
+# outputs never reach a wheel. `make test-dist` installs them into a fresh venv and
+# runs the command (slow: about two minutes, so not part of `make test`).
+DIST ?= dist
+DIST_SOURCES := build/dist-sources
+DIST_PY := $(if $(wildcard $(PY)),$(PY),python3)
+
+.PHONY: dist test-dist
+
+dist:
+	rm -rf $(DIST) $(DIST_SOURCES)
+	mkdir -p $(DIST_SOURCES)
+	git ls-files --cached --others --exclude-standard | while read -r f; do test -e "$$f" && echo "$$f"; done \
+		| tar -cf - -T - | tar -xf - -C $(DIST_SOURCES)
+	$(DIST_PY) -m pip wheel -q --no-deps --wheel-dir $(DIST) $(DIST_SOURCES) $(addprefix $(DIST_SOURCES)/,$(PLUGINS))
+	rm -rf $(DIST_SOURCES)
+	@ls $(DIST)
+
+test-dist: setup
+	NNROSETTA_TEST_DIST=1 $(PY) -m pytest -q core/tests/test_dist.py
