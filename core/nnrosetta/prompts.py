@@ -9,9 +9,11 @@ from the output or per layer with ``get_probs_func=logit_lens``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import abc
+from dataclasses import dataclass, field
+from itertools import chain
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Optional, Sequence, Union
 
 import torch
 
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
     from .model import StandardizedTransformer
 
 ProbsFunction = Callable[..., torch.Tensor]
+Targets = Union[str, Sequence[str], Mapping[str, Union[str, Sequence[str]]]]
 
 
 def first_tokens(word: str, tokenizer: Any) -> tuple[int, ...]:
@@ -53,16 +56,23 @@ class Prompt:
 
     prompt: str
     target_tokens: Mapping[str, tuple[int, ...]]
-    target_strings: Mapping[str, tuple[str, ...]]
+    target_strings: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "target_tokens", MappingProxyType(dict(self.target_tokens)))
-        object.__setattr__(self, "target_strings", MappingProxyType(dict(self.target_strings)))
+        tokens = {c: tuple(int(i) for i in ([ids] if isinstance(ids, int) else ids)) for c, ids in self.target_tokens.items()}
+        strings = {c: (words,) if isinstance(words, str) else tuple(words) for c, words in (self.target_strings or {}).items()}
+        object.__setattr__(self, "target_tokens", MappingProxyType(tokens))
+        object.__setattr__(self, "target_strings", MappingProxyType(strings))
 
     @classmethod
-    def from_strings(cls, prompt: str, targets: Mapping[str, Union[str, Sequence[str]]], tokenizer: Any) -> "Prompt":
-        """``Prompt.from_strings("... is", {"target": "Paris", "other": ["London", "Madrid"]}, tokenizer)``."""
+    def from_strings(cls, prompt: str, targets: Targets, tokenizer: Any) -> "Prompt":
+        """``Prompt.from_strings("... is", {"target": "Paris", "other": ["London", "Madrid"]}, tokenizer)``.
+
+        A bare word or list of words is the single category ``"target"``.
+        """
         (prompt,) = prompt_list(prompt, "prompt")
+        if isinstance(targets, str) or (isinstance(targets, abc.Sequence) and not isinstance(targets, abc.Mapping)):
+            targets = {"target": targets}
         if not targets:
             raise InvalidInputError("no target categories were given; pass e.g. {'target': 'Paris'}.")
         tokens: dict[str, tuple[int, ...]] = {}
@@ -78,9 +88,38 @@ class Prompt:
             strings[category] = tuple(items)
         return cls(prompt, tokens, strings)
 
-    def get_target_probs(self, probs: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Per category, ``probs[..., ids].sum(-1)`` for a (..., vocab) probability tensor."""
+    def get_target_probs(self, probs: torch.Tensor, layer: Optional[int] = None) -> dict[str, torch.Tensor]:
+        """Per category, ``probs[..., ids].sum(-1)`` for a (..., vocab) probability tensor.
+
+        ``layer`` picks one layer of a (..., layers, vocab) tensor (a logit lens) first.
+        """
+        if layer is not None:
+            if probs.dim() < 2:
+                raise InvalidInputError(
+                    f"layer={layer} needs probabilities of shape (..., layers, vocab), got {tuple(probs.shape)}."
+                )
+            probs = probs.select(-2, layer)
         return {c: probs[..., list(ids)].sum(dim=-1) for c, ids in self.target_tokens.items()}
+
+    def has_no_collisions(self, ignore_targets: Union[str, Sequence[str], None] = None) -> bool:
+        """True when no token id is scored by two categories (leaving out ``ignore_targets``)."""
+        ignored = {ignore_targets} if isinstance(ignore_targets, str) else set(ignore_targets or ())
+        unknown = ignored - set(self.target_tokens)
+        if unknown:
+            raise InvalidInputError(
+                f"ignore_targets names {sorted(unknown)}, which are not categories of this prompt "
+                f"({', '.join(self.target_tokens)})."
+            )
+        ids = list(chain.from_iterable(v for c, v in self.target_tokens.items() if c not in ignored))
+        return len(ids) == len(set(ids))
+
+    def run(self, model: "StandardizedTransformer", get_probs: Optional[ProbsFunction] = None, **kwargs: Any) -> dict[str, torch.Tensor]:
+        """``get_target_probs(get_probs(model, self.prompt, **kwargs))``; default the next-token probabilities.
+
+        The result keeps the batch dimension of one prompt: (1,) per category for the
+        default, (1, layers) for `logit_lens`.
+        """
+        return self.get_target_probs((get_probs or next_token_probs)(model, self.prompt, **kwargs))
 
 
 def next_token_probs(model: "StandardizedTransformer", prompts: Prompts, remote: bool = False) -> torch.Tensor:
@@ -98,6 +137,7 @@ def run_prompts(
     batch_size: int = 32,
     get_probs_func: Optional[ProbsFunction] = None,
     remote: bool = False,
+    tqdm: Optional[Callable[[Iterable], Iterable]] = None,
     **func_kwargs: Any,
 ) -> dict[str, torch.Tensor]:
     """Per category, the summed target probability for each prompt, in batches.
@@ -105,6 +145,7 @@ def run_prompts(
     ``get_probs_func(model, prompt_strings, remote=remote, **func_kwargs)`` returns
     (batch, ..., vocab) probabilities: the default is the model's next-token
     probabilities, giving (prompts,) per category; `logit_lens` gives (prompts, layers).
+    ``tqdm`` (e.g. ``tqdm.tqdm``) wraps the batches for a progress bar.
     """
     items = list(prompts)
     if not items:
@@ -127,7 +168,8 @@ def run_prompts(
         encode(model, [item.prompt])
     function = get_probs_func or next_token_probs
     results: dict[str, list[torch.Tensor]] = {c: [] for c in categories}
-    for start in range(0, len(items), batch_size):
+    starts = range(0, len(items), batch_size)
+    for start in tqdm(starts) if tqdm else starts:
         batch = items[start : start + batch_size]
         probs = function(model, [p.prompt for p in batch], remote=remote, **func_kwargs)
         for row, item in enumerate(batch):

@@ -62,20 +62,45 @@ def _first(value):
     return value[0] if isinstance(value, tuple) else value
 
 
+def _first_input(args: tuple, kwargs: dict) -> torch.Tensor:
+    return args[0] if args else kwargs["hidden_states"]
+
+
+def _with_first_input(args: tuple, kwargs: dict, value: torch.Tensor) -> tuple[tuple, dict]:
+    if args:
+        return (value, *args[1:]), kwargs
+    return args, {**kwargs, "hidden_states": value}
+
+
 def hf_forward(
     model: StandardizedTransformer,
     encoding: dict,
     capture: Optional[dict[str, torch.nn.Module]] = None,
     replace: Optional[tuple[torch.nn.Module, Callable[[torch.Tensor], torch.Tensor]]] = None,
+    capture_inputs: Optional[dict[str, torch.nn.Module]] = None,
+    replace_inputs: Optional[dict[torch.nn.Module, Callable[[torch.Tensor], torch.Tensor]]] = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Plain HuggingFace forward (nnsight not involved): logits, captured module outputs.
+    """Plain HuggingFace forward (nnsight not involved): logits, captured module values.
 
     ``capture`` names modules whose (first) output is recorded; ``replace`` is a module and
-    a function giving its new (first) output. Position ids are derived from the mask,
-    as nnsight does for a left-padded batch.
+    a function giving its new (first) output. ``capture_inputs`` records modules' first
+    input (positional or ``hidden_states=``) under ``"<name>.input"``; ``replace_inputs``
+    maps modules to functions giving their new first input. Position ids are derived from
+    the mask, as nnsight does for a left-padded batch. ``model`` may be any wrapper with
+    ``_module`` (nnsight's) or the HuggingFace model itself.
     """
     captured: dict[str, torch.Tensor] = {}
     handles = []
+    for name, module in (capture_inputs or {}).items():
+        handles.append(module.register_forward_pre_hook(
+            lambda m, args, kwargs, name=name: captured.__setitem__(f"{name}.input", _first_input(args, kwargs)),
+            with_kwargs=True,
+        ))
+    for module, function in (replace_inputs or {}).items():
+        handles.append(module.register_forward_pre_hook(
+            lambda m, args, kwargs, function=function: _with_first_input(args, kwargs, function(_first_input(args, kwargs))),
+            with_kwargs=True,
+        ))
     for name, module in (capture or {}).items():
         handles.append(module.register_forward_hook(lambda m, a, out, name=name: captured.__setitem__(name, _first(out))))
     if replace is not None:
@@ -88,9 +113,10 @@ def hf_forward(
         handles.append(module.register_forward_hook(swap))
     mask = encoding["attention_mask"]
     position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+    hf_model = getattr(model, "_module", model)
     try:
         with torch.no_grad():
-            logits = model._module(**encoding, position_ids=position_ids).logits
+            logits = hf_model(**encoding, position_ids=position_ids).logits
     finally:
         for handle in handles:
             handle.remove()

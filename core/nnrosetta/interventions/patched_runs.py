@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Patch:
-    """Replace ``<component>_output[layer][row, positions[row]]`` by ``values[row]`` for every prompt row."""
+    """Replace ``<component>_<where>[layer][row, positions[row]]`` by ``values[row]`` for every prompt row."""
 
     layer: int
     positions: torch.Tensor  # (rows,) padded token position per prompt row
@@ -48,8 +48,12 @@ def patched_last_logits(
     runs: list[list[Patch]],
     batch_size: Optional[int] = None,
     remote: bool = False,
+    where: str = "output",
 ) -> torch.Tensor:
-    """Last-position logits of each run, (runs, rows, vocab); a run with no patch is the plain forward."""
+    """Last-position logits of each run, (runs, rows, vocab); a run with no patch is the plain forward.
+
+    ``where`` is "output" (patch ``<component>_output``) or "input" (``<component>_input``).
+    """
     rows = encoding["input_ids"].shape[0]
     per_pass = runs_per_pass(batch_size, len(runs))
     outputs: list[torch.Tensor] = []
@@ -60,7 +64,7 @@ def patched_last_logits(
             for patch in run:
                 by_layer[patch.layer].append((offset, patch))
         stacked = {name: value.repeat(len(chunk), 1) for name, value in encoding.items()}
-        accessor = getattr(model, f"{component}_output")
+        accessor = getattr(model, f"{component}_{where}")
         saved: list[torch.Tensor] = []
         with torch.no_grad(), model.trace(stacked, remote=remote):
             for layer in sorted(by_layer):

@@ -8,7 +8,7 @@ a padded position only when the batch is encoded.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Iterator, Optional, Sequence, Union
 
 import torch
 
@@ -49,6 +49,20 @@ class TargetPromptBatch:
     def __len__(self) -> int:
         return len(self.prompts)
 
+    def __getitem__(self, index: Union[int, slice]) -> Union[TargetPrompt, "TargetPromptBatch"]:
+        """``batch[i]`` is the i-th `TargetPrompt`; ``batch[i:j]`` a smaller batch."""
+        if isinstance(index, slice):
+            return TargetPromptBatch(self.prompts[index], self.index_to_patch[index])
+        if isinstance(index, bool) or not isinstance(index, int) or not -len(self) <= index < len(self):
+            raise LayerIndexError(
+                f"target prompt index {index!r} is out of range for a batch of {len(self)}; "
+                f"use 0..{len(self) - 1} (or negative indices)."
+            )
+        return TargetPrompt(self.prompts[index], self.index_to_patch[index])
+
+    def __iter__(self) -> Iterator[TargetPrompt]:
+        return (TargetPrompt(p, i) for p, i in zip(self.prompts, self.index_to_patch))
+
     @classmethod
     def from_target_prompts(cls, prompts: Sequence[TargetPrompt]) -> "TargetPromptBatch":
         """A batch of several `TargetPrompt`s."""
@@ -68,6 +82,13 @@ class TargetPromptBatch:
         items = prompt_list(prompts, "target prompts")
         indices = [index_to_patch] * len(items) if isinstance(index_to_patch, int) else list(index_to_patch)
         return cls(tuple(items), tuple(indices))
+
+    @classmethod
+    def auto(cls, targets: Union[str, TargetPrompt, Sequence[TargetPrompt], "TargetPromptBatch", None], batch_size: int) -> "TargetPromptBatch":
+        """A batch of ``batch_size`` rows from whatever was given (see `coerce`); a bare string is its own last token."""
+        if isinstance(targets, str):
+            targets = TargetPrompt(targets, -1)
+        return cls.coerce(targets, batch_size)
 
     @classmethod
     def coerce(
@@ -120,3 +141,45 @@ def repeat_prompt(
         raise InvalidInputError("repeat_prompt(words=[]) has no example to repeat; pass some words or None.")
     examples = separator.join(f"{word}{relation}{word}" for word in items)
     return TargetPrompt(f"{examples}{separator}{placeholder}", -1)
+
+
+#: The user turn of `it_repeat_prompt`: the assistant's reply then shows the repetitions.
+DEFAULT_REPEAT_INSTRUCTION = "Repeat each word after me."
+
+
+def it_repeat_prompt(
+    tokenizer: Any,
+    words: Optional[Sequence[str]] = None,
+    relation: str = " ",
+    separator: str = "\n",
+    placeholder: str = "?",
+    instruction: str = DEFAULT_REPEAT_INSTRUCTION,
+) -> TargetPrompt:
+    """`repeat_prompt` for chat (instruction-tuned) models, through the tokenizer's chat template.
+
+    A user turn asks for repetition; the assistant's reply is prefilled with the
+    examples and ends on the placeholder (``continue_final_message``), so the
+    prompt still ends on the placeholder token and is patched at -1, as the base
+    model's identity prompt is. A leading BOS that the template writes and the
+    tokenizer adds again is dropped, so the encoded prompt has one.
+    """
+    if not getattr(tokenizer, "chat_template", None):
+        raise InvalidInputError(
+            f"{type(tokenizer).__name__} has no chat_template, so there is no chat form of the identity "
+            f"prompt; use repeat_prompt() for a base model, or set tokenizer.chat_template first."
+        )
+    reply = repeat_prompt(words, relation, separator, placeholder).prompt
+    messages = [{"role": "user", "content": instruction}, {"role": "assistant", "content": reply}]
+    text = tokenizer.apply_chat_template(messages, tokenize=False, continue_final_message=True)
+    bos = getattr(tokenizer, "bos_token", None)
+    added = tokenizer("x")["input_ids"][:1] == [getattr(tokenizer, "bos_token_id", None)]
+    if bos and added and text.startswith(bos):
+        text = text[len(bos) :]
+    last = tokenizer(text, add_special_tokens=False)["input_ids"][-1:]
+    if not last or not tokenizer.decode(last).endswith(placeholder):
+        raise InvalidInputError(
+            f"the chat template of {type(tokenizer).__name__} does not end the prefilled reply on the "
+            f"placeholder {placeholder!r} (the rendered prompt ends {text[-40:]!r}); pass a template "
+            f"that supports continue_final_message, or build a TargetPrompt by hand."
+        )
+    return TargetPrompt(text, -1)
