@@ -50,3 +50,76 @@ def test_every_check_has_a_docstring_and_is_listed_in_the_conformance_guide() ->
     guide = README.read_text().split("## Writing an adapter", 1)[1]
     assert [name for name, c in CHECKS.items() if not c.doc] == []
     assert [name for name in CHECKS if f"`{name}`" not in guide] == [], "list these checks in the README's 'Writing an adapter' section"
+
+
+PLUGIN_FOLDERS = sorted(path.parent for path in (README.parent / "plugins").glob("*/pyproject.toml"))
+#: Where hints to users live: the packages' code and the pages (tests may quote old hints to refuse them).
+HINT_SOURCES = ("core/nnrosetta", "conformance/nnrosetta_conformance", "plugins", "docs")
+UNPUBLISHED_INSTALL = re.compile(r"pip install\s+['\"`]?nnrosetta")
+
+
+def _project(folder: Path) -> dict:
+    import tomllib
+
+    return tomllib.loads((folder / "pyproject.toml").read_text())
+
+
+def test_every_plugin_pyproject_follows_the_readme_template() -> None:
+    from nnrosetta import __version__
+
+    major, minor = (int(part) for part in __version__.split(".")[:2])
+    core_range = f"nnrosetta>={major}.{minor},<{major}.{minor + 1}"
+    template = README.read_text().split("## Writing a plugin: pyproject.toml", 1)[1]
+    assert f'dependencies = ["{core_range}"]' in template, "the README template names another core version"
+    departures = []
+    for folder in PLUGIN_FOLDERS:
+        project = _project(folder)
+        meta = project["project"]
+        module = f"nnrosetta_{folder.name}"
+        expected = {
+            "build requires": ["setuptools>=77"],
+            "name": f"nnrosetta-{folder.name}",
+            "license": "Apache-2.0",
+            "dependencies": [core_range],
+            "entry points": {folder.name: module},
+            "packages": [module],
+        }
+        seen = {
+            "build requires": project["build-system"]["requires"],
+            "name": meta["name"],
+            "license": meta.get("license"),
+            "dependencies": meta.get("dependencies"),
+            "entry points": meta.get("entry-points", {}).get("nnrosetta"),
+            "packages": project.get("tool", {}).get("setuptools", {}).get("packages"),
+        }
+        departures += [f"{folder.name}: {key} is {seen[key]!r}, expected {value!r}" for key, value in expected.items() if seen[key] != value]
+        if "classifiers" not in meta or any("License ::" in c for c in meta["classifiers"]):
+            departures.append(f"{folder.name}: classifiers missing, or a licence classifier next to `license`")
+    assert PLUGIN_FOLDERS and not departures, departures
+
+
+def test_the_readme_plugin_table_lists_every_plugin_folder() -> None:
+    table = README.read_text().split("| plugin | distribution | model types |", 1)[1].split("\n\n", 1)[0]
+    listed = re.findall(r"^\| `plugins/([\w-]+)` \| `([\w-]+)` \|", table, flags=re.MULTILINE)
+    on_disk = [(folder.name, _project(folder)["project"]["name"]) for folder in PLUGIN_FOLDERS]
+    assert sorted(listed) == sorted(on_disk), "keep the README's plugin table in step with plugins/"
+
+
+def test_the_licence_is_apache_2_everywhere() -> None:
+    licence = (README.parent / "LICENSE").read_text()
+    assert "Apache License" in licence and "Version 2.0, January 2004" in licence
+    assert _project(README.parent)["project"]["license"] == "Apache-2.0"
+
+
+def test_no_hint_names_a_package_that_is_not_published() -> None:
+    """nnrosetta is installed from a clone (`pip install ./plugins/<family>`), not by a package name."""
+    root = README.parent
+    files = [root / "README.md"] + [p for where in HINT_SOURCES for p in (root / where).rglob("*") if p.suffix in (".py", ".md")]
+    offending = [
+        f"{path.relative_to(root)}:{number}: {line.strip()}"
+        for path in files
+        if "tests" not in path.relative_to(root).parts
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if UNPUBLISHED_INSTALL.search(line)
+    ]
+    assert not offending, "suggest `pip install ./plugins/<family>` (from a clone) instead:\n" + "\n".join(offending)

@@ -126,6 +126,8 @@ def writable_file(path: Optional[str], option: str) -> None:
     target = Path(path).expanduser()
     if target.is_dir():
         raise NnrosettaError(f"{option} {path}: that is a folder; give a file name, e.g. {target / 'report'}.")
+    if target.parent.exists() and not target.parent.is_dir():
+        raise NnrosettaError(f"{option} {path}: {str(target.parent)!r} is a file, not a folder; choose another path.")
     if not target.parent.is_dir():
         raise NnrosettaError(f"{option} {path}: the folder {str(target.parent)!r} does not exist; create it first.")
     existed = target.exists()

@@ -56,14 +56,16 @@ def run(args: argparse.Namespace) -> int:
     if args.adapter:
         registry.adapter(args.adapter)  # an unknown name fails here, before any model loads
     command = "nnrosetta check " + " ".join(shlex.quote(a) for a in _shown_arguments(args))
+    progress_console = console(stderr=True)
     progress = Progress(
         SpinnerColumn(),
         TextColumn("{task.description}", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=console(stderr=True),
+        console=progress_console,
         transient=True,
+        disable=not progress_console.is_terminal,  # a log or a pipe gets the table alone
     )
     labels: list[tuple[object, str]] = []
 

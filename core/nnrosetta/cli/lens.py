@@ -25,14 +25,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nnrosetta_conformance.runner import open_target
-
-    from ..display import logit_lens_heatmap
-
     out = Path(args.out)
     if out.suffix.lower() not in (".html", ".htm", ".png"):
         raise InvalidInputError(f"--out {args.out!r} must end in .html or .png (the file type follows it).")
     writable_file(args.out, "--out")
+    from nnrosetta_conformance.runner import open_target  # torch and the model code load only from here
+
+    from ..display import logit_lens_heatmap
     with open_target(args.model, adapter=args.adapter) as model:
         heatmap = logit_lens_heatmap(model, args.prompt)
     heatmap.save(out)
