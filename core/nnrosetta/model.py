@@ -17,7 +17,14 @@ from nnsight.intervention.envoy import Envoy
 from .accessors import LayerActivations, SublayerModules, normalize_index
 from .adapter import Adapter
 from .attention import AttentionInterface, prepare_eager_loading
-from .errors import AccessorAssignmentError, CapabilityError, LayerIndexError, ShapeError, UnsupportedArchitectureError
+from .errors import (
+    AccessorAssignmentError,
+    CapabilityError,
+    LayerIndexError,
+    RenamingError,
+    ShapeError,
+    UnsupportedArchitectureError,
+)
 from .heads import HeadsInterface
 from .loading import class_names, load_tokenizer, read_config, tiny_target
 from .moe import MixtureOfExpertsInterface
@@ -84,7 +91,16 @@ class StandardizedTransformer(AttentionInterface, HeadsInterface, MixtureOfExper
         envoys = {"model.layers": LayerListEnvoy, **(kwargs.pop("envoys", None) or {})}
         object.__setattr__(self, "adapter", resolved)
         prepare_eager_loading(resolved, model, kwargs, enable_attention_probs)
-        super().__init__(model, tokenizer=tokenizer, rename=rename, envoys=envoys, **kwargs)
+        try:
+            super().__init__(model, tokenizer=tokenizer, rename=rename, envoys=envoys, **kwargs)
+        except ValueError as error:
+            if "`rename` alias" not in str(error):
+                raise
+            raise RenamingError(
+                f"adapter {resolved.name!r} ({resolved.plugin or '<explicit>'}) cannot be applied to this "
+                f"{resolved.model_type!r} model: {error} Fix the adapter's rename map (its entries: "
+                f"{dict(resolved.rename)})."
+            ) from None
         self._record_layer_shapes()
         self._record_moe_block_shapes()
         if check:

@@ -97,6 +97,15 @@ def _check_router_logits(model: "StandardizedTransformer", layers: list[int]) ->
             f"router_top_k[{layer}] should be two tensors of shape {expected[:2] + (k,)}, got "
             f"{tuple(indices.shape)} and {tuple(weights.shape)}",
         )
+        real = probe.attention_mask.bool().to(weights.device)
+        sums = weights.float().sum(-1)[real]
+        sum_to_one = bool(torch.allclose(sums, torch.ones_like(sums), atol=1e-4))
+        expect(
+            sum_to_one == model.normalizes_top_k,
+            f"layer {layer}: the adapter declares normalize_top_k={model.normalizes_top_k}, but the weights the "
+            f"router hands the experts {'do not ' if not sum_to_one else ''}sum to 1 per token (sums "
+            f"{[round(float(v), 4) for v in sums[:6]]}...); fix the MoESpec's normalize_top_k",
+        )
         recomputed = seen.topk(k, dim=-1).indices.sort(dim=-1).values
         used = indices.sort(dim=-1).values
         mismatched = int((recomputed != used).any(dim=-1).sum())

@@ -17,7 +17,7 @@ One family declaration; each type's variant says what differs:
 
 from __future__ import annotations
 
-from nnrosetta import Adapter, MoESpec, Variant, conventions, hookimpl
+from nnrosetta import Adapter, MoESpec, Residual, Variant, conventions, hookimpl
 
 NNROSETTA_CONTRACT = 2
 
@@ -57,7 +57,13 @@ MIXTRAL = Adapter(
         "qwen3_moe": Variant(
             moe=SWITCHED, tiny_config={"num_experts": 4, "moe_intermediate_size": 24, "norm_topk_prob": True}
         ),
-        "flex_olmo": Variant(moe=SWITCHED, tiny_config={"num_experts": 4, "norm_topk_prob": False}),
+        "flex_olmo": Variant(
+            moe=SWITCHED,
+            # OLMo 2 style: each sublayer's output is normalised before it is added.
+            residual=Residual(kind="sandwich", attention_post_norm="post_attention_layernorm",
+                              mlp_post_norm="post_feedforward_layernorm"),
+            tiny_config={"num_experts": 4, "norm_topk_prob": False},
+        ),
         "qwen2_moe": Variant(
             moe=MoESpec(num_experts_key="num_experts", normalize_top_k="norm_topk_prob", shared_experts="shared_expert"),
             tiny_config={

@@ -1,0 +1,290 @@
+"""Checks that tie each standard name to its meaning, so a wrong declaration fails by name.
+
+Shapes and fidelity alone let a rename point a standard name at the wrong module
+of the right shape: ``self_attn`` at the output projection, ``mlp`` at a norm,
+``ln_final`` at the last layer's own norm, a kv-heads key at the query-heads key.
+These checks read what the live model computes:
+
+- ``residual_sum``: what each sublayer adds to the residual stream is its output
+  (as the adapter's `Residual` declares the layer's form);
+- ``sublayer_locality``: the attention consumes a per-token function of the layer
+  input and mixes tokens, the MLP does not mix tokens;
+- ``final_norm``: ``ln_final`` reads the last layer's output and feeds ``lm_head``;
+- ``sizes``: the size properties agree with the projections' real widths;
+- ``steering`` and ``skip_layers``: the two built-in edits do exactly what they say.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+from nnrosetta.accessors import module_at
+
+from .base import CheckSkipped, check, current_probe, expect, model_device, where_differs
+
+if TYPE_CHECKING:
+    from nnrosetta.model import StandardizedTransformer
+
+#: Tolerance of sums and locality comparisons, in ulps of the compared values' scale.
+SUM_ULPS = 256
+
+
+def _tolerance(*tensors: torch.Tensor) -> float:
+    scale = max(1.0, *(float(t.detach().abs().max()) for t in tensors if t.numel()))
+    return SUM_ULPS * torch.finfo(tensors[0].dtype).eps * scale
+
+
+def _has_mlp(model: "StandardizedTransformer") -> bool:
+    return "mlp" not in model.adapter.absent
+
+
+def _longest_row(model: "StandardizedTransformer") -> torch.Tensor:
+    """The probe's longest prompt alone, (1, length), on the model's device."""
+    probe = current_probe(model)
+    row = max(range(probe.batch_size), key=lambda r: int(probe.attention_mask[r].sum()))
+    return probe.row(row).to(model_device(model))
+
+
+# -- residual stream -----------------------------------------------------------------
+
+
+@check("residual_sum")
+def residual_sum(model: "StandardizedTransformer") -> None:
+    """Each layer's output is its input plus what its attention and MLP add, as the adapter's `Residual` says."""
+    residual = model.adapter.residual
+    if residual.kind == "post_norm":
+        raise CheckSkipped("the adapter declares post-norm layers (Residual(kind='post_norm')): nothing is added as is")
+    if not _has_mlp(model):
+        raise CheckSkipped(f"the adapter declares no MLP ({model.adapter.absent['mlp']})")
+    scale = 1.0
+    if residual.scale_key is not None:
+        scale = float(model._config_value(residual.scale_key))
+    probe = current_probe(model)
+    saved: list[dict[str, torch.Tensor]] = []
+    with torch.no_grad(), model.trace(probe.inputs(model_device(model))):
+        for index in range(model.num_layers):
+            values = {"input": model.layers_input[index].save(), "attention": model.attentions_output[index].save()}
+            if residual.kind == "sandwich":
+                layer = model.layers[index]
+                values["attention_norm_input"] = module_at(layer, residual.attention_post_norm).input.save()
+                values["attention_added"] = module_at(layer, residual.attention_post_norm).output.save()
+            values["mlp"] = model.mlps_output[index].save()
+            if residual.kind == "sandwich":
+                values["mlp_norm_input"] = module_at(layer, residual.mlp_post_norm).input.save()
+                values["mlp_added"] = module_at(layer, residual.mlp_post_norm).output.save()
+            values["output"] = model.layers_output[index].save()
+            saved.append(values)
+    problems = []
+    for index, values in enumerate(saved):
+        if residual.kind == "sandwich":
+            for name, norm in (("attention", residual.attention_post_norm), ("mlp", residual.mlp_post_norm)):
+                seen = values[f"{name}_norm_input"]
+                if seen.shape != values[name].shape or not torch.equal(seen, values[name]):
+                    problems.append(f"layer {index}: `{norm}` does not read {name}s_output[{index}]")
+            attention, mlp = values["attention_added"], values["mlp_added"]
+        else:
+            attention, mlp = values["attention"], values["mlp"]
+        expected = values["input"] + scale * attention + scale * mlp
+        difference = float((expected - values["output"]).abs().max())
+        tolerance = _tolerance(expected, values["output"])
+        if difference > tolerance:
+            problems.append(
+                f"layer {index}: layers_output differs from layers_input + attentions_output + mlps_output "
+                f"({where_differs(expected, values['output'])}, tolerance {tolerance:.3g})"
+            )
+    form = f"Residual(kind={residual.kind!r}" + (f", scale_key={residual.scale_key!r}" if residual.scale_key else "") + ")"
+    expect(
+        not problems,
+        f"with the declared {form}, each layer should add exactly its sublayers' outputs to the residual stream: "
+        + "; ".join(problems)
+        + ". Either `self_attn`/`mlp` name modules whose outputs are not what the layer adds (a norm, a "
+        "projection inside the sublayer), or the declared residual form is wrong.",
+    )
+
+
+@check("sublayer_locality")
+def sublayer_locality(model: "StandardizedTransformer") -> None:
+    """attentions_input is a per-token function of layers_input and the attention mixes tokens; the MLP does not."""
+    ids = _longest_row(model)
+    length = int(ids.shape[1])
+    if length < 2:
+        raise CheckSkipped("the probe's longest prompt has one token: nothing can mix")
+    has_mlp = _has_mlp(model)
+    kinds = ("layer", "attention") + (("mlp",) if has_mlp else ())
+    edits = [(index, kind) for index in range(model.num_layers) for kind in kinds]
+    copies = len(edits) + 1
+    batch = {"input_ids": ids.repeat(copies, 1), "attention_mask": torch.ones_like(ids).repeat(copies, 1)}
+    generator = torch.Generator().manual_seed(1)
+    direction = torch.randn(model.hidden_size, generator=generator)
+    copy_of = {edit: number for number, edit in enumerate(edits, start=1)}
+    read: dict[tuple[int, str], torch.Tensor] = {}
+
+    def push(value: torch.Tensor, copy: int) -> torch.Tensor:
+        edited = value.clone()
+        edited[copy, 0] += (float(value[copy, 0].detach().abs().max()) + 1.0) * direction.to(value.device, value.dtype)
+        return edited
+
+    with torch.no_grad(), model.trace(batch):
+        for index in range(model.num_layers):
+            model.layers_input[index] = push(model.layers_input[index], copy_of[(index, "layer")])
+            read[(index, "attention_input")] = model.attentions_input[index].clone().save()
+            model.attentions_input[index] = push(model.attentions_input[index], copy_of[(index, "attention")])
+            read[(index, "attention_output")] = model.attentions_output[index].save()
+            if has_mlp:
+                model.mlps_input[index] = push(model.mlps_input[index], copy_of[(index, "mlp")])
+                read[(index, "mlp_output")] = model.mlps_output[index].save()
+    problems = []
+    for index in range(model.num_layers):
+
+        def change(name: str, kind: str) -> torch.Tensor:
+            value = read[(index, name)]
+            return (value[copy_of[(index, kind)]] - value[0]).abs().amax(-1), _tolerance(value)
+
+        moved, tolerance = change("attention_input", "layer")
+        if float(moved[0]) <= tolerance or float(moved[1:].max()) > tolerance:
+            problems.append(
+                f"layer {index}: editing layers_input at token 0 should change attentions_input at token 0 only; "
+                f"change per token {[round(float(v), 5) for v in moved]}"
+            )
+        moved, tolerance = change("attention_output", "attention")
+        if float(moved[1:].max()) <= tolerance:
+            problems.append(
+                f"layer {index}: editing attentions_input at token 0 left attentions_output at every later token "
+                f"unchanged: the module called self_attn does not mix tokens"
+            )
+        if has_mlp:
+            moved, tolerance = change("mlp_output", "mlp")
+            if float(moved[0]) <= tolerance or float(moved[1:].max()) > tolerance:
+                problems.append(
+                    f"layer {index}: editing mlps_input at token 0 should change mlps_output at token 0 only; "
+                    f"change per token {[round(float(v), 5) for v in moved]}"
+                )
+    expect(
+        not problems,
+        "the attention should consume a per-token function of the layer input and mix tokens, the MLP "
+        "should act on each token alone: " + "; ".join(problems) + ". The rename map points `self_attn` or "
+        "`mlp` at a module inside the sublayer (an output projection) or outside it.",
+    )
+
+
+# -- the way out -----------------------------------------------------------------------
+
+
+@check("final_norm")
+def final_norm(model: "StandardizedTransformer") -> None:
+    """ln_final reads the last layer's output, and (without a declared final projection) feeds lm_head."""
+    if "ln_final" in model.adapter.absent:
+        raise CheckSkipped(f"the adapter declares no final norm: {model.adapter.absent['ln_final']}")
+    probe = current_probe(model)
+    with torch.no_grad(), model.trace(probe.inputs(model_device(model))):
+        last = model.layers_output[-1].save()
+        norm_input = model.ln_final.input.save()
+        norm_output = model.ln_final.output.save()
+        head_input = model.lm_head.input.save()
+    expect(
+        norm_input.shape == last.shape and torch.equal(norm_input, last),
+        f"ln_final should read layers_output[-1], but its input differs "
+        f"({where_differs(norm_input, last) if norm_input.shape == last.shape else f'shapes {tuple(norm_input.shape)} vs {tuple(last.shape)}'}). "
+        f"The rename map points `ln_final` at a norm that is not the final one (a layer's own norm?).",
+    )
+    if model.adapter.final_projection is None:
+        expect(
+            head_input.shape == norm_output.shape and torch.equal(head_input, norm_output),
+            "lm_head should read ln_final's output (the adapter declares no final_projection), but its input "
+            "differs. Declare the family's final projection, or point `ln_final` at the norm that feeds lm_head.",
+        )
+
+
+# -- sizes -------------------------------------------------------------------------------
+
+
+def _widths(module: torch.nn.Module) -> set[int]:
+    widths = set()
+    for child in module.children():
+        weight = getattr(child, "weight", None)
+        if isinstance(child, torch.nn.Linear):
+            widths.add(int(child.out_features))
+        elif isinstance(weight, torch.Tensor) and weight.dim() == 2 and type(child).__name__ == "Conv1D":
+            widths.add(int(weight.shape[1]))
+    return widths
+
+
+@check("sizes")
+def sizes(model: "StandardizedTransformer") -> None:
+    """hidden_size, vocab_size, num_heads, num_kv_heads and head_dim agree with the real weights."""
+    embedding = model.embed_tokens._module.weight
+    expect(
+        int(embedding.shape[-1]) == model.hidden_size,
+        f"hidden_size is {model.hidden_size} but the token embedding is {tuple(embedding.shape)}; "
+        f"the adapter's config_keys.hidden_size ({model.adapter.config_keys.hidden_size!r}) reads the wrong key.",
+    )
+    expect(
+        int(embedding.shape[0]) >= model.vocab_size,
+        f"vocab_size is {model.vocab_size} but the token embedding has {embedding.shape[0]} rows; "
+        f"config_keys.vocab_size ({model.adapter.config_keys.vocab_size!r}) reads the wrong key.",
+    )
+    if model.adapter.heads is not None:
+        return  # the `heads` check compares every per-head shape with these sizes
+    if "self_attn" in model.adapter.spans:
+        raise CheckSkipped("the attention is a span: no single module's projections to measure")
+    widths = _widths(model.layers[0].self_attn._module)
+    if not widths:
+        raise CheckSkipped("the attention module has no linear projections of its own to measure")
+    heads, kv_heads, head_dim = model.num_heads, model.num_kv_heads, model.head_dim
+    separate = heads * head_dim in widths and kv_heads * head_dim in widths
+    fused = (heads + 2 * kv_heads) * head_dim in widths
+    expect(
+        separate or fused,
+        f"num_heads={heads}, num_kv_heads={kv_heads}, head_dim={head_dim} predict query width {heads * head_dim} "
+        f"and key/value width {kv_heads * head_dim} (or a fused {(heads + 2 * kv_heads) * head_dim}), but the "
+        f"attention's projections have widths {sorted(widths)}. Fix the adapter's config_keys "
+        f"({model.adapter.config_keys}).",
+    )
+
+
+# -- built-in edits ----------------------------------------------------------------------
+
+
+@check("steering")
+def steering(model: "StandardizedTransformer") -> None:
+    """steer(layer, v, factor, token_positions, batch_index) adds exactly factor * v there and nowhere else."""
+    if model.num_layers < 2:
+        raise CheckSkipped("the model has one layer: no next layer to read the steered stream at")
+    probe = current_probe(model)
+    layer = 0
+    vector = torch.randn(model.hidden_size, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad(), model.trace(probe.inputs(model_device(model))):
+        before = model.layers_output[layer].clone().save()
+        model.steer(layer, vector, factor=2.0, token_positions=[-1], batch_index=[0])
+        after = model.layers_input[layer + 1].save()
+    expected = before.clone()
+    expected[0, -1] += 2.0 * vector.to(before.device, before.dtype)
+    expect(
+        torch.equal(after, expected),
+        f"steer(0, v, factor=2, token_positions=[-1], batch_index=[0]) should add 2 * v at row 0, last token, "
+        f"and change nothing else; layers_input[1] is off by {where_differs(after, expected)}.",
+    )
+
+
+@check("skip_layers")
+def skip_layers(model: "StandardizedTransformer") -> None:
+    """skip_layers(0, 0) makes layer 0's output its input, and the logits change."""
+    probe = current_probe(model)
+    inputs = probe.inputs(model_device(model))
+    with torch.no_grad(), model.trace(inputs):
+        clean = model.logits.save()
+    with torch.no_grad(), model.trace(inputs):
+        first_input = model.layers_input[0].save()
+        model.skip_layers(0, 0)
+        if model.num_layers > 1:
+            following = model.layers_input[1].save()
+        skipped = model.logits.save()
+    if model.num_layers > 1:
+        expect(
+            torch.equal(following, first_input),
+            f"after skip_layers(0, 0) the next layer should read layer 0's input, but reads something else "
+            f"({where_differs(following, first_input)}).",
+        )
+    expect(not torch.equal(skipped, clean), "skip_layers(0, 0) left the logits unchanged: the skip did not apply.")

@@ -1,0 +1,131 @@
+"""Planted declaration mistakes: the suite must catch each one, and name the check that does.
+
+Each mutation is a realistic slip in one of the project's own adapter declarations
+(a rename at the wrong module, a config key at the wrong size, a point at the
+wrong value, a dropped scaling factor, a wrong MoE path). The whole suite runs on a
+tiny model of the type with the mutated declaration; the test asserts that the
+expected check fails (or, where the mistake makes the model unloadable, that the
+gate reports it), so a weakened check is noticed at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import pytest
+
+from nnrosetta import Assigned, AttentionSpec, Called, Inside, MoESpec, Residual, Span, conventions, default_registry
+from nnrosetta_conformance import run
+from nnrosetta_conformance.report import FAILED
+
+ATTENTION_CALL = conventions.ATTENTION_CALL
+
+
+def _replace(model_type: str, **changes) -> Callable[[], object]:
+    def mutate():
+        adapter = default_registry().resolve(model_type)
+        return dataclasses.replace(adapter, **changes)
+
+    return mutate
+
+
+def _rename(model_type: str, drop: tuple[str, ...] = (), **entries: str) -> Callable[[], object]:
+    def mutate():
+        adapter = default_registry().resolve(model_type)
+        rename = {path: name for path, name in adapter.rename.items() if path not in drop}
+        rename.update({path.replace("__", "."): name for path, name in entries.items()})
+        return dataclasses.replace(adapter, rename=rename)
+
+    return mutate
+
+
+def _keys(model_type: str, **keys: str) -> Callable[[], object]:
+    def mutate():
+        adapter = default_registry().resolve(model_type)
+        return dataclasses.replace(adapter, config_keys=dataclasses.replace(adapter.config_keys, **keys))
+
+    return mutate
+
+
+def _heads(model_type: str, **changes) -> Callable[[], object]:
+    def mutate():
+        adapter = default_registry().resolve(model_type)
+        return dataclasses.replace(adapter, heads=dataclasses.replace(adapter.heads, **changes))
+
+    return mutate
+
+
+def _moe(model_type: str, **changes) -> Callable[[], object]:
+    def mutate():
+        adapter = default_registry().resolve(model_type)
+        return dataclasses.replace(adapter, moe=dataclasses.replace(adapter.moe, **changes))
+
+    return mutate
+
+
+#: (name, model type, mutated declaration, the checks of which at least one must fail)
+MUTATIONS = [
+    ("ln_final at the last layer's own norm", "llama",
+     _rename("llama", drop=("model.norm",), model__layers__1__post_attention_layernorm="ln_final"), {"final_norm"}),
+    ("ln_final at the first layer's input norm", "qwen3",
+     _rename("qwen3", drop=("model.norm",), model__layers__0__input_layernorm="ln_final"), {"final_norm"}),
+    ("ln_final declared absent although the logits go through it", "llama",
+     _replace("llama", rename={"model.embed_tokens": "embed_tokens", "model.layers": "layers"},
+              absent={"ln_final": "planted"}), {"final_projection"}),
+    ("mlp at a norm", "llama",
+     _replace("llama", spans={"mlp": Span("post_attention_layernorm", "post_attention_layernorm")}), {"residual_sum"}),
+    ("self_attn at the output projection", "gpt2",
+     _rename("gpt2", drop=("attn",), attn__c_proj="self_attn"), {"sublayer_locality"}),
+    ("mlp span ending inside the MLP", "gpt2", _replace("gpt2", spans={"mlp": Span("mlp.c_fc", "mlp.c_fc")}),
+     {"accessor_shapes"}),
+    ("kv-heads key at the query-heads key", "llama", _keys("llama", num_kv_heads="num_attention_heads"), {"heads"}),
+    ("wrong head size key", "llama", _keys("llama", head_dim="num_attention_heads"), {"heads"}),
+    ("num_heads at the layer count", "gpt2", _keys("gpt2", num_heads="n_layer"), {"heads"}),
+    ("hidden size at the MLP width", "llama", _keys("llama", hidden_size="intermediate_size"),
+     {"accessor_shapes", "sizes"}),
+    ("vocab size at the position count", "llama", _keys("llama", vocab_size="max_position_embeddings"),
+     {"accessor_shapes", "sizes"}),
+    ("soft-capping dropped", "gemma2", _replace("gemma2", final_projection=None), {"final_projection"}),
+    ("residual declared sequential on sandwich norms", "gemma2", _replace("gemma2", residual=Residual()),
+     {"residual_sum"}),
+    ("residual multiplied by a config value that is not one", "llama",
+     _replace("llama", residual=Residual(scale_key="rms_norm_eps")), {"residual_sum"}),
+    ("probabilities at the pre-softmax scores", "llama",
+     _replace("llama", attention=AttentionSpec(Inside(ATTENTION_CALL, Assigned("attn_weights", occurrence=0)))),
+     {"attention_probabilities"}),
+    ("queries and keys swapped", "llama",
+     _heads("llama", queries=conventions.HEADS.keys, keys=conventions.HEADS.queries), {"heads"}),
+    ("values at the keys", "qwen2", _heads("qwen2", values=conventions.HEADS.keys), {"heads"}),
+    ("queries after partial rotary", "stablelm",
+     _heads("stablelm", queries=Assigned("query_states", before=ATTENTION_CALL)), {"heads"}),
+    ("output projection at the query projection", "llama", _heads("llama", output_projection="q_proj"), {"heads"}),
+    ("fused qkv split per head instead of in blocks", "gpt2", _heads("gpt2", fused_layout="per_head"), {"heads"}),
+    ("wrong MoE router path", "mixtral", _moe("mixtral", router="experts"), {"moe_routing"}),
+    ("wrong experts-per-token key", "mixtral", _moe("mixtral", experts_per_token_key="num_attention_heads"),
+     {"moe_routing"}),
+    ("wrong expert-count key", "qwen3_moe", _moe("qwen3_moe", num_experts_key="num_experts_per_tok"),
+     {"moe_routing"}),
+    ("top-k renormalisation dropped", "mixtral", _moe("mixtral", normalize_top_k=False), {"moe_routing"}),
+]
+
+
+@pytest.mark.parametrize("name, model_type, mutate, expected", MUTATIONS, ids=[m[0] for m in MUTATIONS])
+def test_the_suite_catches_a_planted_mistake(name, model_type, mutate, expected):
+    report = run(f"tiny:{model_type}", adapter=mutate())
+    failed = {result.name for result in report.results if result.status == FAILED}
+    assert failed & expected, (
+        f"planted mistake {name!r} on {model_type}: expected a failure of {sorted(expected)}, "
+        f"the suite failed {sorted(failed) or 'nothing'}"
+    )
+
+
+def test_a_rename_that_would_shadow_a_module_is_refused_at_load_by_name():
+    from nnrosetta import RenamingError, StandardizedTransformer
+
+    with pytest.raises(RenamingError, match=r"adapter 'gpt2'.*alias 'mlp' for 'ln_2'.*Fix the adapter's rename map"):
+        StandardizedTransformer("tiny:gpt2", adapter=_rename("gpt2", ln_2="mlp")())
+
+
+def test_there_are_at_least_twenty_planted_mistakes():
+    assert len(MUTATIONS) >= 20
