@@ -162,6 +162,7 @@ def it_repeat_prompt(
     prompt still ends on the placeholder token and is patched at -1, as the base
     model's identity prompt is. A leading BOS that the template writes and the
     tokenizer adds again is dropped, so the encoded prompt has one.
+    A template that cannot end on a prefilled reply is refused.
     """
     if not getattr(tokenizer, "chat_template", None):
         raise InvalidInputError(
@@ -170,16 +171,15 @@ def it_repeat_prompt(
         )
     reply = repeat_prompt(words, relation, separator, placeholder).prompt
     messages = [{"role": "user", "content": instruction}, {"role": "assistant", "content": reply}]
-    text = tokenizer.apply_chat_template(messages, tokenize=False, continue_final_message=True)
+    try:
+        text = tokenizer.apply_chat_template(messages, tokenize=False, continue_final_message=True)
+    except ValueError as error:
+        raise InvalidInputError(
+            f"the chat template of {type(tokenizer).__name__} cannot end on a prefilled assistant reply "
+            f"({error}); build the TargetPrompt by hand, ending on the placeholder."
+        ) from error
     bos = getattr(tokenizer, "bos_token", None)
     added = tokenizer("x")["input_ids"][:1] == [getattr(tokenizer, "bos_token_id", None)]
     if bos and added and text.startswith(bos):
         text = text[len(bos) :]
-    last = tokenizer(text, add_special_tokens=False)["input_ids"][-1:]
-    if not last or not tokenizer.decode(last).endswith(placeholder):
-        raise InvalidInputError(
-            f"the chat template of {type(tokenizer).__name__} does not end the prefilled reply on the "
-            f"placeholder {placeholder!r} (the rendered prompt ends {text[-40:]!r}); pass a template "
-            f"that supports continue_final_message, or build a TargetPrompt by hand."
-        )
     return TargetPrompt(text, -1)
