@@ -30,8 +30,9 @@ def test_demo_runs_on_any_model_folder_and_writes_its_heatmaps(tiny_folder, tmp_
     out = tmp_path / "out"
     assert cli_main(["demo", "--model", str(tiny_folder), "--out", str(out)]) == 0
     text = capsys.readouterr().out
-    lens_rows = [line for line in text.splitlines() if line.startswith("│") and line.split("│")[1].strip().isdigit()]
-    assert [int(line.split("│")[1]) for line in lens_rows] == [0, 1]  # one row per layer of the tiny model
+    cells = [line.split("│") for line in text.splitlines() if line.startswith("│")]
+    lens_layers = [int(row[1]) for row in cells if row[1].strip().isdigit()]
+    assert lens_layers == [0, 1]  # one lens row per layer of the tiny model
     for part in ("Logit lens", "induction head", "previous-token head", "Steering", "before: ", "after: "):
         assert part in text
     assert "IOI patching skipped: ' Mary' is not one token for this tokenizer" in text

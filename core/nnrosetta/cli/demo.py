@@ -23,7 +23,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Optional, Sequence
 
 import torch
 from rich.console import Console
@@ -32,6 +32,9 @@ from rich.table import Table
 from rich.text import Text
 
 from ..errors import CapabilityError, InvalidInputError
+
+if TYPE_CHECKING:
+    from .. import StandardizedTransformer
 
 NAME = "demo"
 HELP = "show what the standard interface finds in a real model: logit lens, heads, patching, steering"
@@ -51,23 +54,29 @@ HEAD_BATCH, HEAD_LENGTH, HEAD_SEED = 4, 25, 0
 TOP_HEADS = 5
 #: Steering: a sentiment direction (negative minus positive) added after the middle layer.
 STEER_PROMPT = "I think the new restaurant in town is"
-NEGATIVE = ("I hate this. It is terrible, awful and ugly.", "What a bad, sad day!", "This is horrible and disgusting.")
-POSITIVE = ("I love this. It is wonderful, amazing and beautiful.", "What a great, happy day!", "This is excellent and delightful.")
+NEGATIVE = (
+    "I hate this. It is terrible, awful and ugly.",
+    "What a bad, sad day!",
+    "This is horrible and disgusting.",
+)
+POSITIVE = (
+    "I love this. It is wonderful, amazing and beautiful.",
+    "What a great, happy day!",
+    "This is excellent and delightful.",
+)
 STEER_FACTOR = 2.0
 STEER_TOKENS = 12
 #: Patched runs per forward pass, and layers per progress step, in the patching sweep.
 PATCH_BATCH = 64
 PATCH_LAYERS_PER_STEP = 3
-BEST_CELLS = 5
 #: Shades for |effect| / (clean - corrupted): none, <25%, <50%, <75%, >=75%.
 SHADES = ("  ", "░░", "▒▒", "▓▓", "██")
-#: Width of the token labels in front of the patching grid; shares of the gap below this are left blank.
+#: Width of the token labels in front of the patching grid.
 LABEL_WIDTH = 18
+#: Shares of the gap below this are left blank in the grid.
 NEGLIGIBLE = 0.05
 #: A position is listed among the ones that carry the answer when a patch there restores this share.
 CARRIES = 0.5
-
-Step = Callable[[str], None]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -100,7 +109,10 @@ class LensFinding:
 
 @dataclass(frozen=True)
 class HeadScores:
-    """Per-head scores, (layers, heads): induction (attends to the token after the previous copy) and previous-token."""
+    """Per-head scores, (layers, heads): induction (attends to the token after the previous copy) and previous-token.
+
+    The losses are the mean next-token loss (nats) on the first copy and on the repeat after its first token.
+    """
 
     induction: torch.Tensor
     previous_token: torch.Tensor
@@ -144,7 +156,7 @@ class Findings:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def first_token(model, text: str) -> int:
+def first_token(model: "StandardizedTransformer", text: str) -> int:
     """The first token of ``text`` as the model's tokenizer writes it mid-sentence (no special tokens)."""
     ids = model.tokenizer(text, add_special_tokens=False)["input_ids"]
     if not ids:
@@ -152,13 +164,13 @@ def first_token(model, text: str) -> int:
     return int(ids[0])
 
 
-def shown(model, token_id: int) -> str:
+def shown(model: "StandardizedTransformer", token_id: int) -> str:
     """A token as ``repr`` of its text (spaces and newlines visible); a partial UTF-8 byte as its vocabulary entry."""
     text = model.tokenizer.decode([int(token_id)])
     return repr(model.tokenizer.convert_ids_to_tokens(int(token_id)) if "\ufffd" in text else text)
 
 
-def lens_findings(model, facts: Sequence[tuple[str, str]] = FACTS) -> list[LensFinding]:
+def lens_findings(model: "StandardizedTransformer", facts: Sequence[tuple[str, str]] = FACTS) -> list[LensFinding]:
     """The logit lens at the last token of each factual prompt (one batched trace)."""
     from ..interventions import logit_lens
 
@@ -177,7 +189,9 @@ def lens_findings(model, facts: Sequence[tuple[str, str]] = FACTS) -> list[LensF
     return findings
 
 
-def random_repeated_tokens(model, batch: int = HEAD_BATCH, length: int = HEAD_LENGTH, seed: int = HEAD_SEED) -> torch.Tensor:
+def random_repeated_tokens(
+    model: "StandardizedTransformer", batch: int = HEAD_BATCH, length: int = HEAD_LENGTH, seed: int = HEAD_SEED
+) -> torch.Tensor:
     """(batch, [bos] + 2 * length) ids: a seeded random sequence of ordinary tokens, then the same again."""
     special = set(model.tokenizer.all_special_ids)
     candidates = torch.tensor([i for i in range(model.vocab_size) if i not in special])
@@ -190,7 +204,7 @@ def random_repeated_tokens(model, batch: int = HEAD_BATCH, length: int = HEAD_LE
     return torch.cat(parts, dim=1)
 
 
-def head_scores(model, ids: Optional[torch.Tensor] = None) -> HeadScores:
+def head_scores(model: "StandardizedTransformer", ids: Optional[torch.Tensor] = None) -> HeadScores:
     """Induction and previous-token scores of every head, from `attention_probabilities` on a repeat.
 
     On the second copy, an induction head at position q attends to the token after
@@ -223,7 +237,7 @@ def top_heads(scores: torch.Tensor, count: int = TOP_HEADS) -> list[tuple[int, i
     return [(int(i) // heads, int(i) % heads, float(v)) for i, v in zip(flat, values)]
 
 
-def ioi_pair_problem(model) -> Optional[str]:
+def ioi_pair_problem(model: "StandardizedTransformer") -> Optional[str]:
     """Why the IOI pair cannot be patched on this tokenizer, or None when it can."""
     for name in (IOI_ANSWER, IOI_OTHER):
         if len(model.tokenizer(name, add_special_tokens=False)["input_ids"]) != 1:
@@ -234,7 +248,9 @@ def ioi_pair_problem(model) -> Optional[str]:
     return None
 
 
-def ioi_patching(model, on_step: Optional[Callable[[int, int], None]] = None) -> PatchingFinding:
+def ioi_patching(
+    model: "StandardizedTransformer", on_step: Optional[Callable[[int, int], None]] = None
+) -> PatchingFinding:
     """Residual-stream activation patching, every layer x position, metric logit(Mary) - logit(John).
 
     The sweep runs a few layers at a time so ``on_step(done, total)`` can report progress.
@@ -251,7 +267,9 @@ def ioi_patching(model, on_step: Optional[Callable[[int, int], None]] = None) ->
     effects = []
     for done, chunk in enumerate(chunks, start=1):
         effects.append(
-            activation_patching(model, [IOI_CLEAN], [IOI_CORRUPTED], layers=chunk, metric=metric, batch_size=PATCH_BATCH)
+            activation_patching(
+                model, [IOI_CLEAN], [IOI_CORRUPTED], layers=chunk, metric=metric, batch_size=PATCH_BATCH
+            )
         )
         if on_step is not None:
             on_step(done, len(chunks))
@@ -259,7 +277,14 @@ def ioi_patching(model, on_step: Optional[Callable[[int, int], None]] = None) ->
     return PatchingFinding(tokens, clean_difference, corrupted_difference, torch.cat(effects).float().cpu())
 
 
-def greedy_continuation(model, prompt: str, tokens: int, layer: Optional[int] = None, vector=None, factor: float = 0.0) -> str:
+def greedy_continuation(
+    model: "StandardizedTransformer",
+    prompt: str,
+    tokens: int,
+    layer: Optional[int] = None,
+    vector: Optional[torch.Tensor] = None,
+    factor: float = 0.0,
+) -> str:
     """``tokens`` greedy tokens after ``prompt``, steering every position after ``layer`` when a vector is given.
 
     Each step is one plain trace of the whole sequence, so the steering applies to the
@@ -278,7 +303,7 @@ def greedy_continuation(model, prompt: str, tokens: int, layer: Optional[int] = 
     return model.tokenizer.decode(ids[0, start:], skip_special_tokens=True)
 
 
-def steering_example(model) -> SteeringFinding:
+def steering_example(model: "StandardizedTransformer") -> SteeringFinding:
     """A greedy continuation before and after adding the (negative - positive) sentiment direction."""
     from ..interventions import steering_vector
 
@@ -292,14 +317,14 @@ def steering_example(model) -> SteeringFinding:
 # -- heatmaps --------------------------------------------------------------------
 
 
-def write_heatmaps(model, findings: Findings, out: Path) -> list[Path]:
+def write_heatmaps(model: "StandardizedTransformer", findings: Findings, out: Path) -> list[Path]:
     """HTML and PNG of the lens, head scores and patching sweep, through `nnrosetta.display`."""
     from ..display import Heatmap, logit_lens_heatmap, patching_heatmap
 
     heatmaps = {"logit-lens": logit_lens_heatmap(model, FACTS[0][0])}
     if findings.heads is not None:
         for name, scores, title in (
-            ("induction-heads", findings.heads.induction, "Induction score (attention to the token after the last copy)"),
+            ("induction-heads", findings.heads.induction, "Induction score (attention to the token after its copy)"),
             ("previous-token-heads", findings.heads.previous_token, "Previous-token score (attention to q - 1)"),
         ):
             heatmaps[name] = Heatmap(
@@ -391,8 +416,8 @@ def print_patching(console: Console, patching: PatchingFinding) -> None:
              "red: towards the wrong name.", style="dim")
     )  # fmt: skip
     table = Table(title="Positions that carry the answer", title_justify="left")
-    for column, justify in (("position", "right"), ("token", "left"), ("layers >=50%", "left"), ("best", "right"), ("restored", "right")):
-        table.add_column(column, justify=justify)
+    for column in ("position", "token", "layers >=50%", "best", "restored"):
+        table.add_column(column, justify="left" if column in ("token", "layers >=50%") else "right")
     for position in range(restored.shape[1]):
         layers_carrying = [layer for layer in range(layers) if float(restored[layer, position]) >= CARRIES]
         if not layers_carrying:
@@ -432,7 +457,9 @@ def _ranges(layers: list[int]) -> str:
 # -- the run ---------------------------------------------------------------------
 
 
-def present(model, out: Path, console: Console, progress: Optional[Progress] = None) -> Findings:
+def present(
+    model: "StandardizedTransformer", out: Path, console: Console, progress: Optional[Progress] = None
+) -> Findings:
     """Find, print and draw everything on a loaded model; returns the findings."""
     findings = Findings()
     status = _Steps(progress)
@@ -493,7 +520,7 @@ class _Steps:
                 self.progress.remove_task(task)
 
 
-def load(target: str, adapter: Optional[str]) -> "object":
+def load(target: str, adapter: Optional[str]) -> "StandardizedTransformer":
     """The model with eager attention (for `attention_probabilities`), or plain when the adapter cannot serve them."""
     from .. import StandardizedTransformer
 
@@ -523,7 +550,9 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     out = Path(args.out)
     if out.exists() and not out.is_dir():
-        raise InvalidInputError(f"--out {args.out!r} is a file; pass a folder for the heatmaps (it is created if missing).")
+        raise InvalidInputError(
+            f"--out {args.out!r} is a file; pass a folder for the heatmaps (it is created if missing)."
+        )
     progress = Progress(
         SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=console, transient=True, disable=not console.is_terminal,
