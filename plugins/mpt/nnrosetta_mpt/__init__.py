@@ -1,0 +1,66 @@
+"""nnrosetta plugin for MPT: ``transformer.blocks[i].{attn,ffn}``, ``transformer.wte``, ``transformer.norm_f``.
+
+What a rename map alone gets wrong:
+
+- The FFN adds the residual itself: ``MptMLP.forward(h, residual)`` returns
+  ``down_proj(act(up_proj(h))) + residual``, so the module's output is the residual
+  stream, not what the MLP adds. The standard ``mlp`` is the span ``ffn.up_proj`` ...
+  ``ffn.down_proj``: its input is ``norm_2``'s output, its output what is added.
+- Attention biases each score with ALiBi (``position_bias``, built for ``max_seq_len``
+  key positions) and computes softmax attention in its own forward, with no
+  transformers attention-function call: the probabilities are the output of its
+  ``nn.functional.dropout`` (the identity in eval mode), which is what
+  ``output_attentions`` returns. Per-head values are not declared (`HEADS_NOT_DECLARED`).
+"""
+
+from __future__ import annotations
+
+from nnrosetta import AttentionSpec, Adapter, Called, ConfigKeys, Residual, Span, hookimpl
+
+NNROSETTA_CONTRACT = 2
+
+#: Why the adapter declares no `HeadsSpec`, in the words `nnrosetta adapters` shows.
+HEADS_NOT_DECLARED = (
+    "per-head values are not declared: MptAttention multiplies queries and keys itself (ALiBi bias, "
+    "masked_fill) instead of calling a transformers attention function, and HeadsSpec needs that call "
+    "for the rotated queries/keys and the recomputed patterns"
+)
+
+#: Why `skip_layers` fails on MPT until the core skips with the layer's own output form.
+TUPLE_LAYER_SKIP = (
+    "MptBlock returns (hidden_states, attn_weights) and MptModel reads outputs[0]; the core's skip_layers "
+    "replaces the block's output with the bare tensor, so the model reads its first batch row and the next "
+    "block fails (a core fix: skip with the tuple the layer returns)"
+)
+
+RENAME = {
+    "transformer.wte": "embed_tokens",
+    "transformer.blocks": "layers",
+    "transformer.norm_f": "ln_final",
+    "attn": "self_attn",
+}
+
+#: MPT's defaults shrunk: ALiBi (alibi_bias_max 8), no biases, LayerNorms without bias, 4x FFN.
+TINY = {"d_model": 32, "n_heads": 4, "n_layers": 2, "max_seq_len": 128, "expansion_ratio": 4}
+
+MPT = Adapter(
+    name="mpt",
+    model_types=("mpt",),
+    rename=RENAME,
+    config_keys=ConfigKeys(num_kv_heads=None, head_dim=None),
+    spans={"mlp": Span("ffn.up_proj", "ffn.down_proj")},
+    attention=AttentionSpec(probabilities=Called("nn.functional.dropout")),
+    residual=Residual(kind="sequential"),
+    tiny_config=TINY,
+    known_broken={"skip_layers": TUPLE_LAYER_SKIP},
+    notes=HEADS_NOT_DECLARED,
+    description=(
+        "MPT: transformer.blocks[i].attn, mlp = span ffn.up_proj...ffn.down_proj (the FFN adds the residual "
+        "itself), transformer.norm_f; ALiBi attention probabilities."
+    ),
+)
+
+
+@hookimpl
+def register_adapters(register) -> None:
+    register(MPT)
