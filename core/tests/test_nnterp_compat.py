@@ -22,11 +22,11 @@ from tokenizers import processors
 
 import nnrosetta
 import nnrosetta.nnterp as nnterp
-from nnrosetta import InvalidInputError, LayerIndexError, NnrosettaError, Registry, RenamingError, UnsupportedArchitectureError
+from nnrosetta import CapabilityError, InvalidInputError, LayerIndexError, NnrosettaError, Registry, RenamingError, UnsupportedArchitectureError
 from nnrosetta.display.heatmap import token_label
 from nnrosetta.errors import MissingDependencyError
 from nnrosetta.nnterp import display, interventions, nnsight_utils, prompt_utils, rename_utils
-from nnrosetta_conformance.tiny import build_tiny
+from nnrosetta_conformance.tiny import build_tiny, claimed_tiny_types
 
 PROMPTS = ["The capital of France is", "Hi", "The cat sat on the mat and"]
 SOURCES = ["The cat sat on the mat", "Water boils at one hundred"]
@@ -467,6 +467,16 @@ def test_module_accessor_with_a_rename_config_and_its_refusals():
         wrong.ln_final
 
 
+@pytest.mark.skipif("opt" not in claimed_tiny_types(), reason="no installed plugin claims 'opt'")
+def test_module_accessor_refuses_a_standard_name_that_is_a_span():
+    hf_model, _ = build_tiny("opt")
+    accessor = nnterp.ModuleAccessor(hf_model)
+    assert accessor.layers is hf_model.model.decoder.layers
+    assert accessor.get_attention(0) is hf_model.model.decoder.layers[0].self_attn
+    with pytest.raises(CapabilityError, match="`mlp` is a span"):
+        accessor.get_mlp(0)
+
+
 # -- interventions -------------------------------------------------------------
 
 
@@ -545,7 +555,7 @@ def test_patchscope_generate_returns_token_ids_per_layer(family):
 def test_patch_object_attn_lens(family):
     model = compat(family)
     hf = HF(model, family)
-    index, num_patches = 1, 2 if family != "gpt2" else 1
+    index, num_patches = 1, 2
     probs = interventions.patch_object_attn_lens(model, SOURCES, TARGETS, index, num_patches=num_patches, batch_size=1)
     assert probs.shape == (2, 2, model.vocab_size)
     _, sources = hf_forward(model, encode(model, SOURCES), capture_inputs={str(i): hf.attn(i) for i in range(2)})

@@ -162,7 +162,11 @@ def collect_last_token_activations_session(
     idx: Optional[int] = None,
     tqdm: Optional[Progress] = None,
 ) -> torch.Tensor:
-    """Token ``idx`` (default -1) of every prompt at each layer, all batches in ONE session: (layers, prompts, hidden)."""
+    """Token ``idx`` (default -1) of every prompt at each layer, all batches in ONE session: (layers, prompts, hidden).
+
+    ``tqdm`` wraps the batches when the session runs here; a remote session is one
+    request, run where the model is, so it shows no progress and ``tqdm`` is not used.
+    """
     index = -1 if idx is None else idx
     get_activations = get_activations or get_layer_output
     given, read = _layers(model, layers)
@@ -170,7 +174,7 @@ def collect_last_token_activations_session(
     chunks: list[torch.Tensor] = []
     saved: list[torch.Tensor] = []
     with torch.no_grad(), model.session(remote=remote):
-        for encoding, positions in tqdm(batches) if tqdm else batches:
+        for encoding, positions in tqdm(batches) if tqdm and not remote else batches:
             with model.trace(encoding) as trace:
                 chunks.append(_read(model, read, given, get_activations, positions))
                 trace.stop()
