@@ -27,7 +27,7 @@ after it, so ``layers_input[0] == token_embeddings + positions``, and a write to
 
 from __future__ import annotations
 
-from nnrosetta import Adapter, Assigned, AttentionSpec, ConfigKeys, Span, Variant, conventions, hookimpl
+from nnrosetta import Adapter, Assigned, AttentionSpec, Span, Variant, conventions, hookimpl
 
 NNROSETTA_CONTRACT = 2
 
