@@ -1,0 +1,80 @@
+"""nnrosetta plugin for the original GPT (``openai-gpt``): ``transformer.h[i].{attn,mlp}``, ``transformer.tokens_embed``.
+
+GPT-1 is post-norm: each block computes ``n = ln_1(x + attn(x))`` and
+``h = ln_2(n + mlp(n))``, so the attention reads the layer input itself (no norm
+before it), ``mlps_input[i]`` is ``ln_1``'s output, and nothing is added to the
+residual stream as is. There is no final norm: the logits are
+``lm_head(layers_output[-1])``, so ``ln_final`` is declared absent and
+``project_on_vocab`` applies ``lm_head`` alone. ``token_embeddings`` is
+``tokens_embed``'s output; layer 0 reads it plus the learned position embedding.
+
+Attention runs in the module's own ``_attn`` (keys pre-transposed to (batch, heads,
+head_dim, seq), the causal mask from its ``bias`` buffer); its probabilities are
+served, per-head values are not (`NO_HEADS`).
+"""
+
+from __future__ import annotations
+
+from nnrosetta import Adapter, AttentionSpec, Called, ConfigKeys, Inside, Residual, hookimpl
+
+NNROSETTA_CONTRACT = 2
+
+RENAME = {
+    "transformer.tokens_embed": "embed_tokens",
+    "transformer.h": "layers",
+    "attn": "self_attn",
+}
+
+#: The probabilities ``_attn`` multiplies the values by: its dropout module's output.
+ATTENTION = AttentionSpec(probabilities=Inside(Called("self._attn"), Called("self.attn_dropout")))
+
+#: Why the original GPT declares no `HeadsSpec`.
+NO_HEADS = (
+    "per-head values are not declared: the attention calls its own `self._attn(query, key, value, mask)` "
+    "with keys as (batch, heads, head_dim, seq), not transformers' attention interface "
+    "`(module, query, key, value, mask, scaling=...)` that a HeadsSpec's `attention_call` must be"
+)
+
+#: Post-norm blocks end in ln_2; the model applies no norm after the last block.
+NO_FINAL_NORM = "post-norm blocks: each ends in its own ln_2 and the logits are lm_head(layers_output[-1])"
+
+#: Blocks and attentions return lists; the core repacks only tuples when a layer's output is written.
+LIST_OUTPUTS = (
+    "Block and Attention return lists ([hidden, attentions...]) and the core's accessors repack a written "
+    "output only into a tuple, and skip_layers hands over a bare tensor; the model then reads `outputs[0]` "
+    "of a tensor (its first batch row) or concatenates a list with a tensor (a core fix: repack lists as "
+    "tuples are, and skip with the container the layer returns)"
+)
+
+TINY = {"n_embd": 64, "n_layer": 2, "n_head": 4, "n_positions": 128}
+
+OPENAI_GPT = Adapter(
+    name="openai_gpt",
+    model_types=("openai-gpt",),
+    rename=RENAME,
+    config_keys=ConfigKeys(
+        num_layers="n_layer",
+        num_heads="n_head",
+        num_kv_heads=None,
+        head_dim=None,
+        hidden_size="n_embd",
+        vocab_size="vocab_size",
+    ),
+    attention=ATTENTION,
+    residual=Residual(kind="post_norm"),
+    absent={"ln_final": NO_FINAL_NORM},
+    tiny_config=TINY,
+    known_broken={
+        name: LIST_OUTPUTS for name in ("write_identity", "write_effect", "generation", "steering", "skip_layers")
+    },
+    notes=NO_HEADS,
+    description=(
+        "The original GPT (openai-gpt): transformer.h[i].{attn,mlp}, transformer.tokens_embed; post-norm "
+        "blocks, no final norm. Attention probabilities; no per-head values."
+    ),
+)
+
+
+@hookimpl
+def register_adapters(register) -> None:
+    register(OPENAI_GPT)
