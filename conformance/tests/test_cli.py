@@ -99,8 +99,15 @@ def test_all_tiny_fails_when_a_check_fails_and_its_json_and_markdown_agree(
     assert "- `accessor_shapes` failed on gpt_neox: on a (3, " in markdown
 
 
+@pytest.fixture
+def only_llama_and_gpt2(monkeypatch) -> None:
+    """The process-wide registry with only the llama and gpt2 plugins, so gpt_neox is unclaimed."""
+    monkeypatch.setenv(nnrosetta.registry.ONLY_PLUGINS_ENV, "llama,gpt2")
+    monkeypatch.setattr(nnrosetta.registry, "_default_registry", None)
+
+
 def _saved_unclaimed_model(folder: Path) -> Path:
-    """A real checkpoint folder of a type no installed plugin claims (gpt_neox)."""
+    """A real checkpoint folder of a type the llama and gpt2 plugins do not claim (gpt_neox)."""
     tokenizer = build_tokenizer()
     config = AutoConfig.for_model(
         "gpt_neox", hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4,
@@ -118,7 +125,7 @@ def _saved_unclaimed_model(folder: Path) -> Path:
         (["check", "{tmp}"], "the folder '{tmp}' holds no model: there is no config.json in it."),
         (["check", "./no/such/folder"], "'./no/such/folder' is not a folder."),
         (["check", "tiny:gpt2", "--checks", "fidelity,fidelty"], "unknown conformance check(s): fidelty."),
-        (["check", "tiny:bert"], "no installed adapter claims model_type 'bert'."),
+        (["check", "tiny:no_such_type"], "no installed adapter claims model_type 'no_such_type'."),
         (["check", "{unclaimed}"], "no installed adapter claims model_type 'gpt_neox' or class GPTNeoXForCausalLM."),
         (["check", "tiny:gpt2", "--adapter", "nope"], "no installed adapter is named 'nope'."),
         (["check"], "give exactly one of TARGET"),
@@ -128,7 +135,7 @@ def _saved_unclaimed_model(folder: Path) -> Path:
     ids=["hub-id", "empty-folder", "no-folder", "unknown-check", "unclaimed-tiny", "unclaimed-folder",
          "unknown-adapter", "no-target", "two-targets", "json-folder"],
 )
-def test_bad_input_is_one_line_and_exit_status_2(arguments, expected, tmp_path, monkeypatch, capsys) -> None:
+def test_bad_input_is_one_line_and_exit_status_2(arguments, expected, tmp_path, monkeypatch, capsys, only_llama_and_gpt2) -> None:
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     unclaimed = str(_saved_unclaimed_model(tmp_path / "neox")) if "{unclaimed}" in arguments else ""
     empty = tmp_path / "empty"
@@ -146,7 +153,7 @@ def test_bad_input_is_one_line_and_exit_status_2(arguments, expected, tmp_path, 
 
 
 def test_verbose_shows_the_traceback(capsys) -> None:
-    code = main(["check", "tiny:bert", "--verbose"])
+    code = main(["check", "tiny:no_such_type", "--verbose"])
 
     captured = capsys.readouterr()
     assert code == 2

@@ -21,14 +21,13 @@ import importlib.util
 import os
 import sys
 import traceback
-from importlib import metadata
 from pathlib import Path
-from typing import NoReturn, Optional, Sequence
-
-from rich.console import Console
-from rich.text import Text
+from typing import TYPE_CHECKING, NoReturn, Optional, Sequence
 
 from ..errors import NnrosettaError
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 COMMANDS = ("adapters", "check", "demo", "lens")
 
@@ -37,9 +36,11 @@ INTERRUPTED = 130
 PLUGIN_GROUP = "nnrosetta"
 
 
-def console(stderr: bool = False) -> Console:
+def console(stderr: bool = False, soft_wrap: bool = False) -> "Console":
     """A console that prints strings literally: no markup, no emoji codes, no highlighting."""
-    return Console(stderr=stderr, markup=False, emoji=False, highlight=False)
+    from rich.console import Console  # imported when something is printed: --help stays light
+
+    return Console(stderr=stderr, markup=False, emoji=False, highlight=False, soft_wrap=soft_wrap)
 
 
 def one_line(message: object) -> str:
@@ -68,6 +69,8 @@ class _VersionAction(argparse.Action):
 
 def versions_text() -> str:
     """``nnrosetta 0.2.0`` then one line per plugin distribution, then the libraries it runs on."""
+    from importlib import metadata
+
     from .. import __version__
 
     lines = [f"nnrosetta {__version__}"]
@@ -149,8 +152,9 @@ def _quiet_progress_bars() -> None:
 
 
 def _print_error(message: str) -> None:
-    err = Console(stderr=True, markup=False, emoji=False, highlight=False, soft_wrap=True)
-    err.print(Text.assemble(("error: ", "bold red"), one_line(message)))
+    from rich.text import Text
+
+    console(stderr=True, soft_wrap=True).print(Text.assemble(("error: ", "bold red"), one_line(message)))
 
 
 def _describe(error: BaseException) -> str:
