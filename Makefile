@@ -33,20 +33,28 @@ clean:
 
 # One wheel per distribution (the core, then each plugins/*) in $(DIST), built from a
 # clean copy of the sources (git's tracked and unignored files), so stale build/
-# outputs never reach a wheel. `make test-dist` installs them into a fresh venv and
-# runs the command (slow: about two minutes, so not part of `make test`).
+# outputs never reach a wheel. One builder venv with setuptools>=77 (kept under
+# build/) serves every wheel instead of an isolated build per distribution.
+# `make test-dist` installs the wheels into a fresh venv and runs the command there
+# (a few minutes, so not part of `make test`).
 DIST ?= dist
 DIST_SOURCES := build/dist-sources
+DIST_BUILDER := build/dist-builder
 DIST_PY := $(if $(wildcard $(PY)),$(PY),python3)
 
 .PHONY: dist test-dist
 
-dist:
+$(DIST_BUILDER)/bin/python:
+	$(DIST_PY) -m venv $(DIST_BUILDER)
+	$(DIST_BUILDER)/bin/python -m pip install -q --disable-pip-version-check 'setuptools>=77'
+
+dist: $(DIST_BUILDER)/bin/python
 	rm -rf $(DIST) $(DIST_SOURCES)
 	mkdir -p $(DIST_SOURCES)
 	git ls-files --cached --others --exclude-standard | while read -r f; do test -e "$$f" && echo "$$f"; done \
 		| tar -cf - -T - | tar -xf - -C $(DIST_SOURCES)
-	$(DIST_PY) -m pip wheel -q --no-deps --wheel-dir $(DIST) $(DIST_SOURCES) $(addprefix $(DIST_SOURCES)/,$(PLUGINS))
+	$(DIST_BUILDER)/bin/python -m pip wheel -q --disable-pip-version-check --no-deps --no-build-isolation \
+		--wheel-dir $(DIST) $(DIST_SOURCES) $(addprefix $(DIST_SOURCES)/,$(PLUGINS))
 	rm -rf $(DIST_SOURCES)
 	@ls $(DIST)
 
