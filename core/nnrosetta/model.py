@@ -134,10 +134,14 @@ class StandardizedTransformer(AttentionInterface, HeadsInterface, MixtureOfExper
         """
         if self.__dict__.get("_shapes_hooked_module") is self._module:
             return
+        try:
+            count = self.num_layers
+        except RenamingError:
+            return  # a rename that does not fit: validation (or the first accessor) says so
         shapes: dict[int, tuple[int, int]] = {}
         object.__setattr__(self, "_layer_shapes", shapes)
         object.__setattr__(self, "_shapes_hooked_module", self._module)
-        for index in range(self.num_layers):
+        for index in range(count):
             self.layers[index]._module.register_forward_pre_hook(
                 functools.partial(_note_layer_shape, shapes, index), with_kwargs=True
             )
@@ -157,7 +161,17 @@ class StandardizedTransformer(AttentionInterface, HeadsInterface, MixtureOfExper
     @property
     def num_layers(self) -> int:
         """Number of decoder layers."""
-        return len(self.layers)
+        try:
+            layers = self.layers
+        except AttributeError:
+            adapter = self.adapter
+            raise RenamingError(
+                f"adapter {adapter.name!r} ({adapter.plugin or '<explicit>'}) maps no module to `layers` on this "
+                f"{type(self._module).__name__} (its rename map: {dict(adapter.rename)}); the model's top-level "
+                f"children are {', '.join(n for n, _ in self._module.named_children())}. Use the adapter of this "
+                f"model's family (drop adapter=), or load with check=True to see what does not fit."
+            ) from None
+        return len(layers)
 
     @property
     def num_heads(self) -> int:

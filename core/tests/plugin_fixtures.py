@@ -34,7 +34,9 @@ def unique_module(stem: str) -> str:
     return f"{stem}_{next(_counter)}_{id(sys.modules)}"
 
 
-def make_distribution(root: Path, distribution: str, version: str, plugins: dict[str, str]) -> Path:
+def make_distribution(
+    root: Path, distribution: str, version: str, plugins: dict[str, str], requires: tuple[str, ...] = ()
+) -> Path:
     """Write a dist-info for ``distribution`` whose ``nnrosetta`` entry points name ``plugins``' modules.
 
     ``plugins`` maps entry-point name -> module source; each module gets a fresh name.
@@ -42,11 +44,15 @@ def make_distribution(root: Path, distribution: str, version: str, plugins: dict
     root.mkdir(parents=True, exist_ok=True)
     info = root / f"{distribution.replace('-', '_')}-{version}.dist-info"
     info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {distribution}\nVersion: {version}\n")
+    requirements = "".join(f"Requires-Dist: {line}\n" for line in requires)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {distribution}\nVersion: {version}\n{requirements}")
     lines = ["[nnrosetta]"]
     for entry_name, source in plugins.items():
         module = unique_module(entry_name)
-        (root / f"{module}.py").write_text(textwrap.dedent(source))
+        source = textwrap.dedent(source)
+        if "NNROSETTA_CONTRACT" not in source:  # every plugin written for this contract says so
+            source = "NNROSETTA_CONTRACT = 2\n" + source
+        (root / f"{module}.py").write_text(source)
         lines.append(f"{entry_name} = {module}")
     (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
     return root

@@ -18,9 +18,10 @@ from nnrosetta import (
     Adapter,
     AttentionImplementationError,
     AttentionSpec,
+    Called,
+    Inside,
     Capability,
     CapabilityError,
-    HeadLabels,
     HeadsSpec,
     InvalidAdapterError,
     LayerIndexError,
@@ -196,21 +197,6 @@ def test_conformance_checks_pass(family):
         CHECKS[name].function(model)
 
 
-def test_checks_catch_a_label_at_the_wrong_value():
-    """Pre-softmax scores at the probabilities label, or pre-norm queries, fail their checks."""
-    llama = default_registry().adapter("llama")
-    hf_model, tokenizer = build_tiny("apertus")
-    scores = dataclasses.replace(llama, attention=AttentionSpec(("attention_interface_1", "attn_weights_0")))
-    model = StandardizedTransformer(hf_model, tokenizer=tokenizer, adapter=scores)
-    with pytest.raises(AssertionError, match="rows must sum to 1"):
-        CHECKS["attention_probabilities"].function(model)
-    pre_norm = HeadLabels(queries="query_states_0", keys="key_states_0", values=llama.heads.labels_for(hf_model.config).values)
-    wrong_heads = dataclasses.replace(llama, attention=None, heads=dataclasses.replace(llama.heads, labels=pre_norm))
-    model = StandardizedTransformer(hf_model, tokenizer=tokenizer, adapter=wrong_heads)
-    with pytest.raises(AssertionError, match="before rotary: the norms"):
-        CHECKS["heads"].function(model)
-
-
 # -- bad inputs -------------------------------------------------------------------------
 
 
@@ -260,35 +246,43 @@ def test_rotated_values_are_read_only(eager):
         eager.rotated_queries[0] = torch.zeros(1)
 
 
-def test_missing_source_label_names_plugin_version_and_existing_labels(eager, llama_folder):
+def test_missing_point_names_plugin_version_and_existing_labels(eager, llama_folder):
     llama = eager.adapter
-    for labels, where, listed in (
-        (("attention_interface_9",), "the forward of LlamaAttention", "attention_interface_1"),
-        (("attention_interface_1", "softmax_dropout_7"), "the function called at 'attention_interface_1'", "nn_functional_dropout_0"),
-    ):
-        renamed = dataclasses.replace(llama, attention=AttentionSpec(labels))
-        model = StandardizedTransformer(str(llama_folder), adapter=renamed, enable_attention_probs=True)
-        with pytest.raises(SourceLabelError) as caught:
-            with model.trace("Hi"):
-                model.attention_probabilities[0].save()
-        message = str(caught.value)
-        assert f"label {labels[-1]!r} inside {where}" in message
-        assert f"plugin {llama.plugin}" in message and f"nnsight {nnsight.__version__}" in message
-        assert f"Labels that exist: " in message and listed in message
+    # A first-level point is resolved at load; a point inside the called function in the trace.
+    missing_call = dataclasses.replace(llama, attention=AttentionSpec(Called("attention_interface", occurrence=5)))
+    with pytest.raises(SourceLabelError) as caught:
+        StandardizedTransformer(str(llama_folder), adapter=missing_call, enable_attention_probs=True)
+    message = str(caught.value)
+    assert "call #5 of the call of `attention_interface(...)` in the forward of LlamaAttention" in message
+    assert f"plugin {llama.plugin}" in message and f"nnsight {nnsight.__version__}" in message
+    assert "Labels that exist: " in message and "attention_interface_1" in message
+    inner = dataclasses.replace(
+        llama, attention=AttentionSpec(Inside(Called("attention_interface"), Called("softmax_dropout")))
+    )
+    model = StandardizedTransformer(str(llama_folder), adapter=inner, enable_attention_probs=True)
+    with pytest.raises(SourceLabelError) as caught:
+        with model.trace("Hi"):
+            model.attention_probabilities[0].save()
+    message = str(caught.value)
+    assert "the function called at 'attention_interface_1'" in message
+    assert "nn_functional_dropout_0" in message
 
 
 # -- declarations -----------------------------------------------------------------------
 
 
 def test_declarations_claim_capabilities_and_malformed_ones_are_refused():
-    heads = HeadsSpec(output_projection="o_proj", attention_call="attention_interface_1", fused_projection="qkv")
-    adapter = Adapter(name="x", model_types=("x",), attention=AttentionSpec(("a_0",)), heads=heads)
+    heads = HeadsSpec(output_projection="o_proj", attention_call=Called("attention_interface"), fused_projection="qkv")
+    adapter = Adapter(name="x", model_types=("x",), attention=AttentionSpec(Called("f")), heads=heads)
     assert {Capability.ATTENTION_PROBABILITIES, Capability.HEADS} <= adapter.capabilities
     adapter.validate("test-plugin")
+    call = Called("attention_interface")
     for attention, heads, problem in (
-        (AttentionSpec(()), None, "non-empty tuple of `.source` labels"),
-        (None, HeadsSpec(output_projection="o_proj", attention_call="c_0"), "exactly one of `labels` and `fused_projection`"),
-        (None, HeadsSpec(output_projection="", attention_call="c_0", fused_projection="qkv"), "`output_projection` must be"),
+        (AttentionSpec(""), None, "`probabilities` is an empty label"),
+        (AttentionSpec(3), None, "must be a point"),
+        (None, HeadsSpec(output_projection="o_proj", attention_call=call), "declare `queries`, `keys` and `values`"),
+        (None, HeadsSpec(output_projection="", attention_call=call, fused_projection="qkv"), "`output_projection` must be"),
+        (None, HeadsSpec(output_projection="o", attention_call="c_0", fused_projection="qkv"), "must be nnrosetta.Called"),
         ("labels", None, "is a str"),
     ):
         with pytest.raises(InvalidAdapterError, match=problem) as caught:

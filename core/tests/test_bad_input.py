@@ -79,17 +79,23 @@ def test_a_failing_trace_leaves_weights_and_later_outputs_unchanged(llama):
 
 
 def test_unsupported_architecture_lists_installed_adapters_and_what_to_do():
-    tokenizer = build_tokenizer()
-    config = AutoConfig.for_model(
-        "bloom", vocab_size=len(tokenizer), hidden_size=32, n_layer=2, n_head=4
-    )
-    model = AutoModelForCausalLM.from_config(config)
+    # A registry of its own, so the test holds whatever plugins are installed.
+    from nnrosetta import Registry, hookimpl
+
+    class ToyPlugin:
+        @hookimpl
+        def register_adapters(self, register):
+            register(Adapter(name="toy", model_types=("toytype",), rename={"model.layers": "layers"}))
+
+    registry = Registry(autoload=False)
+    registry.register_plugin(ToyPlugin(), name="toy-plugin")
+    model, tokenizer = build_tiny("gpt2")
     with pytest.raises(UnsupportedArchitectureError) as raised:
-        StandardizedTransformer(model, tokenizer=tokenizer)
+        StandardizedTransformer(model, tokenizer=tokenizer, registry=registry)
     message = str(raised.value)
-    assert "model_type 'bloom'" in message and "BloomForCausalLM" in message
-    assert "llama (" in message and "gpt2 (" in message
-    assert "pip install nnrosetta-<family>" in message and "adapter='<name>'" in message
+    assert "model_type 'gpt2'" in message and "GPT2LMHeadModel" in message
+    assert "toy (toytype) from <run-time>" in message
+    assert "pip install ./plugins/<family>" in message and "adapter='<name>'" in message
 
 
 def test_a_rename_map_that_does_not_fit_raises_renaming_error_naming_module_and_adapter():
@@ -99,8 +105,10 @@ def test_a_rename_map_that_does_not_fit_raises_renaming_error_naming_module_and_
     message = str(raised.value)
     assert "adapter 'llama' from nnrosetta-llama" in message
     assert "embed_tokens" in message and "layers" in message and "transformer" in message
-    # check=False skips the validation (the user takes responsibility)
-    StandardizedTransformer(model, tokenizer=tokenizer, adapter="llama", check=False)
+    # check=False skips the validation; the first use then says what does not fit, by name.
+    unchecked = StandardizedTransformer(model, tokenizer=tokenizer, adapter="llama", check=False)
+    with pytest.raises(RenamingError, match="adapter 'llama'.*maps no module to `layers`.*transformer"):
+        unchecked.num_layers
 
 
 def test_config_keys_that_read_the_wrong_size_are_caught_at_load():

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import nnrosetta
-from nnrosetta import Adapter, AdapterConflictError, InvalidAdapterError, hookimpl
+from nnrosetta import Adapter, AdapterConflictError, InvalidAdapterError, Variant, hookimpl
 from nnrosetta.cli import main as cli_main
 from nnrosetta.registry import DISABLE_AUTOLOAD_ENV, ONLY_PLUGINS_ENV, Registry
 
@@ -34,7 +34,7 @@ def test_discovers_plugins_through_installed_entry_point_metadata(site):
     (adapter,) = registry.adapters()
     assert adapter.name == "toy"
     assert adapter.plugin == "nnrosetta-toy 1.2.3"
-    assert registry.resolve("toytype") is adapter
+    assert registry.resolve("toytype") == adapter.for_type("toytype")
     assert registry.plugins["toy"].distribution == "nnrosetta-toy"
 
 
@@ -160,10 +160,10 @@ def test_run_time_registration_of_a_malformed_adapter_raises_and_registers_nothi
     class Broken:
         @hookimpl
         def register_adapters(self, register):
-            register(Adapter(name="bad", model_types=("a",), tiny_configs={"b": {}}))
+            register(Adapter(name="bad", model_types=("a",), variants={"b": Variant()}))
 
     registry = Registry(autoload=False)
-    with pytest.raises(InvalidAdapterError, match="`tiny_configs`.*'b'"):
+    with pytest.raises(InvalidAdapterError, match="`variants`.*'b'"):
         registry.register_plugin(Broken(), name="broken")
     assert registry.adapters() == [] and registry.broken == [] and "broken" not in registry.plugins
 
@@ -173,12 +173,12 @@ def test_run_time_registration_of_a_malformed_adapter_raises_and_registers_nothi
     [
         ({"model_types": ()}, "model_types"),
         ({"model_types": ("a",), "rename": {"x": "not_a_standard_name"}}, "rename"),
-        ({"model_types": ("a",), "tiny_configs": {"b": {}}}, "tiny_configs"),
+        ({"model_types": ("a",), "variants": {"b": Variant()}}, "variants"),
         ({"model_types": ("a",), "final_projection": 3}, "final_projection"),
     ],
 )
 def test_adapter_validation_names_the_field(fields, field_name):
-    with pytest.raises(InvalidAdapterError, match=f"plugin 'p', adapter 'x': field `{field_name}`"):
+    with pytest.raises(InvalidAdapterError, match=f"plugin 'p', adapter 'x'(, model type 'a')?: field `{field_name}`"):
         Adapter(name="x", **fields).validate("p")
 
 
@@ -202,3 +202,108 @@ def test_cli_adapters_lists_both_plugins(capsys, monkeypatch):
     assert cli_main(["adapters"]) == 0
     table = capsys.readouterr().out
     assert "nnrosetta-llama" in table and "nnrosetta-gpt2" in table
+
+
+# -- faults a plugin author makes: each isolated, reported with what to do ---------------
+
+HOOK_TEMPLATE = """
+from nnrosetta import Adapter, hookimpl
+
+ADAPTER = Adapter(name={name!r}, model_types=({name!r},), rename={{"model.layers": "layers"}})
+
+{body}
+"""
+
+
+def _faulty(name: str, body: str, contract: str = "") -> str:
+    return contract + HOOK_TEMPLATE.format(name=name, body=body)
+
+
+FAULTS = {
+    "wrong argument name": (
+        "@hookimpl\ndef register_adapters(reg):\n    reg(ADAPTER)\n",
+        "register_adapters(register)",
+    ),
+    "misspelt hook name": (
+        "@hookimpl\ndef register_adapter(register):\n    register(ADAPTER)\n",
+        "matches no nnrosetta hook specification; valid hook names: register_adapters",
+    ),
+    "missing hookimpl marker": (
+        "def register_adapters(register):\n    register(ADAPTER)\n",
+        "without the @nnrosetta.hookimpl marker",
+    ),
+    "object that is not an Adapter": (
+        "@hookimpl\ndef register_adapters(register):\n    register({'name': 'x'})\n",
+        "expected an nnrosetta.Adapter",
+    ),
+    "known_broken naming no check": (
+        "import dataclasses\n@hookimpl\ndef register_adapters(register):\n"
+        "    register(dataclasses.replace(ADAPTER, known_broken={'fidelty': 'typo'}))\n",
+        "names 'fidelty', which is no conformance check",
+    ),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_a_faulty_plugin_is_isolated_and_reported_with_what_to_do(site, fault):
+    body, words = FAULTS[fault]
+    make_distribution(site, "nnrosetta-good", "1.0", {"good": adapter_plugin("good", ("goodtype",))})
+    make_distribution(site, "nnrosetta-faulty", "0.1", {"faulty": _faulty("faulty", body)})
+    registry = Registry(search_path=[str(site), *_suite_path()])
+    assert [a.name for a in registry.adapters()] == ["good"]
+    (broken,) = registry.broken
+    assert (broken.name, broken.distribution) == ("faulty", "nnrosetta-faulty")
+    assert words in broken.error, broken.error
+    assert "faulty" in registry.describe_installed()
+
+
+def _suite_path() -> list[str]:
+    """Where the installed suite's check-names entry point lives, so known_broken keys are validated."""
+    import importlib.metadata
+
+    dist = importlib.metadata.distribution("nnrosetta")
+    return [str(dist.locate_file(""))]
+
+
+@pytest.mark.parametrize(
+    "contract, words",
+    [
+        ("NNROSETTA_CONTRACT = None\n", "declares no contract version"),
+        ("NNROSETTA_CONTRACT = 1\n", "written for adapter contract 1, but this nnrosetta implements contract 2"),
+    ],
+)
+def test_a_plugin_for_another_contract_is_reported_broken(site, contract, words):
+    body = "@hookimpl\ndef register_adapters(register):\n    register(ADAPTER)\n"
+    make_distribution(site, "nnrosetta-old", "0.1", {"old": _faulty("old", body, contract)})
+    registry = Registry(search_path=[str(site)])
+    assert registry.adapters() == []
+    assert words in registry.broken[0].error
+
+
+def test_a_plugin_requiring_another_core_release_is_reported_broken(site):
+    make_distribution(
+        site, "nnrosetta-future", "0.1", {"future": adapter_plugin("future", ("f",))}, requires=("nnrosetta>=9,<10",)
+    )
+    registry = Registry(search_path=[str(site)])
+    assert registry.adapters() == []
+    assert "requires nnrosetta<10,>=9" in registry.broken[0].error or "requires nnrosetta>=9,<10" in registry.broken[0].error
+
+
+@pytest.mark.parametrize("order", [("a", "b"), ("b", "a")])
+def test_one_adapter_name_in_two_plugins_serves_neither_whatever_the_order(site, order):
+    for label in order:
+        make_distribution(site, f"nnrosetta-{label}", "1.0", {label: adapter_plugin("same", (f"type_{label}",))})
+    registry = Registry(search_path=[str(site)])
+    assert registry.adapters() == []
+    with pytest.raises(AdapterConflictError) as raised:
+        registry.adapter("same")
+    assert "nnrosetta-a 1.0" in str(raised.value) and "nnrosetta-b 1.0" in str(raised.value)
+    assert "neither is served" in str(raised.value)
+
+
+def test_a_mistyped_plugin_limit_says_which_names_matched_nothing(site, monkeypatch):
+    make_distribution(site, "nnrosetta-good", "1.0", {"good": adapter_plugin("good", ("goodtype",))})
+    monkeypatch.setenv(ONLY_PLUGINS_ENV, "good,llamma")
+    registry = Registry(search_path=[str(site)])
+    assert [a.name for a in registry.adapters()] == ["good"]
+    assert "NNROSETTA_PLUGINS names llamma, which match no installed plugin (installed: good)" in registry.describe_installed()

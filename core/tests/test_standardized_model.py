@@ -1,4 +1,4 @@
-"""The standard interface on every installed model type: fidelity, shapes, writes, steering, skipping."""
+"""The standard interface on the core test families: fidelity, shapes, writes, steering, skipping."""
 
 from __future__ import annotations
 

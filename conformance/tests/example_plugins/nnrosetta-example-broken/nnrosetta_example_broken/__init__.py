@@ -8,13 +8,15 @@
 - ``residual_chain`` is declared known broken but works: the suite reports the stale
   declaration as an unexpected pass, which fails the run.
 
-It claims ``gpt_neox`` with a lower priority than the working example, so it is
+It claims ``gpt_neox`` with a lower priority than any other adapter, so it is
 only used when asked for by name (``adapter="example_broken"``).
 """
 
 from __future__ import annotations
 
-from nnrosetta import Adapter, ConfigKeys, hookimpl
+from nnrosetta import Adapter, ConfigKeys, Residual, hookimpl
+
+NNROSETTA_CONTRACT = 2
 
 
 def projection_without_final_norm(model, hidden):
@@ -32,20 +34,19 @@ BROKEN = Adapter(
     },
     config_keys=ConfigKeys(num_kv_heads=None, head_dim=None),
     final_projection=projection_without_final_norm,
-    tiny_configs={
-        "gpt_neox": {
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "max_position_embeddings": 128,
-        }
+    residual=Residual(kind="parallel"),
+    tiny_config={
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "max_position_embeddings": 128,
     },
     known_broken={
         "write_effect": "self_attn is the fused qkv projection, wider than the residual stream",
         "residual_chain": "we feared the parallel residual breaks it (it does not)",
     },
-    priority=-1,
+    priority=-2,
     description="Deliberately broken GPT-NeoX adapter (conformance suite demonstration).",
 )
 

@@ -3,12 +3,15 @@
 GPT-NeoX (Pythia) keeps its blocks at ``gpt_neox.layers``, each with ``attention``
 and ``mlp``, the final norm at ``gpt_neox.final_layer_norm`` and the embedding at
 ``gpt_neox.embed_in``. Its attention and MLP run in parallel on the same input;
-the standard interface does not care, and the conformance suite proves it.
+the adapter declares that (``Residual(kind="parallel")``) and the conformance
+suite proves it.
 """
 
 from __future__ import annotations
 
-from nnrosetta import Adapter, ConfigKeys, hookimpl
+from nnrosetta import Adapter, ConfigKeys, Residual, hookimpl
+
+NNROSETTA_CONTRACT = 2
 
 RENAME = {
     "gpt_neox.embed_in": "embed_tokens",
@@ -30,7 +33,10 @@ EXAMPLE = Adapter(
     model_types=("gpt_neox",),
     rename=RENAME,
     config_keys=ConfigKeys(num_kv_heads=None, head_dim=None),
-    tiny_configs={"gpt_neox": TINY},
+    residual=Residual(kind="parallel"),
+    tiny_config=TINY,
+    # Below the project's own plugins: this example serves gpt_neox only when asked for by name.
+    priority=-1,
     description="Worked example of a third-party adapter: GPT-NeoX (gpt_neox.layers[i].{attention,mlp}).",
 )
 
