@@ -74,6 +74,7 @@ def test_all_tiny_fails_when_a_check_fails_and_its_json_and_markdown_agree(
     example_registry, monkeypatch, tmp_path: Path, capsys
 ) -> None:
     monkeypatch.setattr(nnrosetta.registry, "_default_registry", example_registry)
+    monkeypatch.setenv("COLUMNS", "80")
     json_path, markdown_path = tmp_path / "report.json", tmp_path / "matrix.md"
 
     code = main(["check", "--all-tiny", "--checks", "structure,accessor_shapes,residual_chain,final_projection",
@@ -83,6 +84,11 @@ def test_all_tiny_fails_when_a_check_fails_and_its_json_and_markdown_agree(
     assert code == 1
     assert "failures: 1 of 2 model(s) pass every check" in out
     assert "gpt_neox / accessor_shapes (failed)" in out and "gpt_neox / residual_chain (xpassed)" in out
+    assert max(len(line) for line in out.splitlines()) <= 80
+    assert sorted(row.split("│")[1:7] for row in out.splitlines() if row.startswith("│ gpt_neox")) == [
+        [" gpt_neox   ", " example        ", "    4 ", "    0 ", "     0 ", "    0 "],
+        [" gpt_neox   ", " example_broken ", "    1 ", "    0 ", "     0 ", "    3 "],
+    ]
     data = json.loads(json_path.read_text())
     statuses = {r["adapter"]: {c["name"]: c["status"] for c in r["results"]} for r in data["reports"]}
     assert statuses == {
