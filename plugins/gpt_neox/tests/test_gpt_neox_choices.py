@@ -3,7 +3,8 @@
 - ``query_key_value`` is interleaved per head: the heads are a per-head split of its
   output, not three blocks (the naive GPT-2-style split gives other tensors).
 - Parallel residual: the MLP reads the layer input through its own norm, so
-  ``mlps_input[i]`` is not the norm of ``layers_input[i] + attentions_output[i]``.
+  ``mlps_input[i]`` is not the norm of ``layers_input[i] + attentions_output[i]``;
+  a ``use_parallel_residual=False`` checkpoint is served with the MLP after that sum.
 - Partial rotary: only the first quarter of each head is rotated; the rest reaches
   the attention function unchanged.
 - The logit lens through nnrosetta matches one written by hand with HuggingFace hooks.
@@ -81,6 +82,26 @@ def test_parallel_residual_mlp_reads_the_layer_input_not_the_attention_sum(pythi
             sequential = block.post_attention_layernorm(layer_input + attention_output)
             assert not torch.allclose(mlp_input, sequential)
             assert not torch.allclose(mlp_input, layer_input + attention_output)
+
+
+def test_a_sequential_checkpoint_is_served_with_the_mlp_after_the_attention_sum():
+    hf, tokenizer = build_tiny("gpt_neox", overrides={"use_parallel_residual": False})
+    model = StandardizedTransformer(hf, tokenizer=tokenizer)
+    saved = {}
+    with torch.no_grad(), model.trace(PROMPTS):
+        for layer in range(model.num_layers):
+            saved[layer] = (
+                model.layers_input[layer].save(),
+                model.attentions_output[layer].save(),
+                model.mlps_input[layer].save(),
+                model.mlps_output[layer].save(),
+                model.layers_output[layer].save(),
+            )
+    with torch.no_grad():
+        for layer, (layer_input, attention_output, mlp_input, mlp_output, layer_output) in saved.items():
+            middle = attention_output + layer_input
+            assert torch.equal(mlp_input, hf.gpt_neox.layers[layer].post_attention_layernorm(middle))
+            assert torch.equal(layer_output, mlp_output + middle)
 
 
 def test_rotary_covers_a_quarter_of_each_head_and_queries_are_read_before_it(pythia):
