@@ -1,0 +1,189 @@
+"""What each Llama-tree model type changes in the family's declaration.
+
+A type absent from `VARIANTS` is Llama as declared (its tiny config is `TINY`).
+Each variant keeps the type's distinctive features in its tiny config (sliding
+windows per layer, per-layer NoPE, q/k norms, partial rotary, multipliers far
+from 1) so a declaration that ignores one of them fails the conformance suite.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from nnrosetta import AttentionSpec, Called, Inside, Residual, Variant, conventions
+
+from . import projections
+
+#: Model types whose HuggingFace module tree matches Llama's (each proven by the conformance suite).
+MODEL_TYPES = (
+    "llama",
+    "mistral",
+    "ministral",
+    "qwen2",
+    "qwen3",
+    "olmo",
+    "olmo2",
+    "olmo3",
+    "phi3",
+    "stablelm",
+    "smollm3",
+    "helium",
+    "starcoder2",
+    "glm",
+    "seed_oss",
+    "arcee",
+    "apertus",
+    "ernie4_5",
+    "nemotron",
+    # Llama's own modeling code under another config type.
+    "exaone",
+    "internlm3",
+    "iquestcoder",
+    # Llama's tree, with their own layers.
+    "cwm",
+    "jais2",
+    "apertus1p5_text",
+    "exaone4",
+    "glm4",
+    "emu3",
+    # muP multipliers on the embeddings, the residual branches and the logits.
+    "granite",
+    "granite_swa",
+    "hyperclovax",
+    # Parallel attention and MLP from one norm, scaled logits.
+    "cohere_compass_text",
+)
+
+RENAME = {
+    "model.embed_tokens": "embed_tokens",
+    "model.layers": "layers",
+    "model.norm": "ln_final",
+}
+
+TINY = {
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "head_dim": 8,
+    "max_position_embeddings": 128,
+}
+
+#: A 4-token window on layer 1 only: on the probe's longer prompts the two layers differ.
+SLIDING_SECOND = {"sliding_window": 4, "layer_types": ["full_attention", "sliding_attention"]}
+#: The same, with the sliding layer first (the pattern of types whose global layers come later).
+SLIDING_FIRST = {"sliding_window": 4, "layer_types": ["sliding_attention", "full_attention"]}
+
+#: Llama 3 frequency scaling, its original context shrunk below the tiny models' 128 positions.
+LLAMA3_ROPE = {"rope_type": "llama3", "rope_theta": 500_000.0, "factor": 8.0, "low_freq_factor": 1.0,
+               "high_freq_factor": 4.0, "original_max_position_embeddings": 64}
+
+def _pruned_head(config) -> Optional[str]:
+    """Apertus 1.5 may prune its LM head to a text-only prefix of the vocabulary."""
+    width = getattr(config, "output_vocab_size", None)
+    if width is None or width == config.vocab_size:
+        return None
+    return (
+        f"its LM head is pruned to output_vocab_size={width} of the vocab_size={config.vocab_size} embeddings, "
+        f"so the logits are narrower than the vocabulary and vocab_size cannot be both; nnrosetta reads one "
+        f"vocab_size for the embeddings and the logits. Load a checkpoint with the unpruned head"
+    )
+
+
+#: muP factors set far from 1 (and attention's away from 1/sqrt(head_dim)), so dropping one fails.
+MULTIPLIERS = {"embedding_multiplier": 3.0, "residual_multiplier": 0.3, "logits_scaling": 4.0,
+               "attention_multiplier": 0.5}
+#: Granite multiplies each sublayer's output by config.residual_multiplier before the residual add.
+SCALED = Residual(scale_key="residual_multiplier")
+#: Granite SWA's own eager attention imports dropout as `F` (`F.dropout`), not as `nn.functional`.
+SINK_SCALED_ATTENTION = AttentionSpec(probabilities=Inside(conventions.ATTENTION_CALL, Called("F.dropout")))
+GRANITE_NOTES = (
+    "muP: token_embeddings is embed_tokens' output, layer 0 reads it times embedding_multiplier; "
+    "sublayer outputs are added times residual_multiplier; logits are divided by logits_scaling"
+)
+
+PARTIAL_ROTARY = Variant(tiny_config={"partial_rotary_factor": 0.5})
+
+#: OLMo 2/3 and EXAONE 4 normalise each sublayer's output (and not its input) before the residual add.
+POST_NORMED = Residual(
+    kind="sandwich", attention_post_norm="post_attention_layernorm", mlp_post_norm="post_feedforward_layernorm"
+)
+
+VARIANTS = {
+    "stablelm": PARTIAL_ROTARY,
+    "glm": PARTIAL_ROTARY,
+    "nemotron": PARTIAL_ROTARY,
+    "olmo2": Variant(residual=POST_NORMED, notes="sublayer outputs pass post_*_layernorm before the residual add"),
+    "olmo3": Variant(
+        residual=POST_NORMED,
+        tiny_config=SLIDING_SECOND,
+        notes="sublayer outputs pass post_*_layernorm before the residual add; sliding-window layers",
+    ),
+    "cwm": Variant(
+        tiny_config={**SLIDING_SECOND, "rope_parameters": {**LLAMA3_ROPE, "rope_theta": 1_000_000.0}},
+        notes="sliding-window and global layers",
+    ),
+    "apertus1p5_text": Variant(
+        tiny_config={"rope_parameters": {**LLAMA3_ROPE, "rope_theta": 12_000_000.0}},
+        refuse=lambda config: _pruned_head(config),
+        notes="q/k norms, xIELU MLP; a pruned LM head (output_vocab_size) is refused",
+    ),
+    "exaone4": Variant(
+        residual=POST_NORMED,
+        tiny_config=SLIDING_FIRST,
+        notes="q/k norms; sliding layers rotary, global layers NoPE; post-normed sublayers",
+    ),
+    "glm4": Variant(
+        residual=Residual(kind="sandwich", attention_post_norm="post_self_attn_layernorm",
+                          mlp_post_norm="post_mlp_layernorm"),
+        tiny_config={"partial_rotary_factor": 0.5},
+        notes="sandwich norms (post_self_attn_layernorm, post_mlp_layernorm); partial rotary",
+    ),
+    "granite": Variant(
+        final_projection=projections.divided_by_logits_scaling,
+        residual=SCALED,
+        tiny_config=MULTIPLIERS,
+        notes=GRANITE_NOTES,
+    ),
+    "granite_swa": Variant(
+        final_projection=projections.divided_by_logits_scaling,
+        attention=SINK_SCALED_ATTENTION,
+        residual=SCALED,
+        # Layer 0 global and NoPE (rope theta 0), layer 1 sliding and rotary.
+        tiny_config={**MULTIPLIERS, **SLIDING_SECOND, "layer_rope_theta": [0.0, 10_000.0]},
+        notes=GRANITE_NOTES + "; per-layer sliding windows and NoPE; attention_probabilities[i] is the softmax "
+        "over real keys, each query's output is then scaled by its learned sink (sigmoid(lse - sink))",
+    ),
+    "hyperclovax": Variant(
+        final_projection=projections.times_logits_scaling,
+        residual=Residual(kind="sandwich", attention_post_norm="post_norm1", mlp_post_norm="post_norm2",
+                          scale_key="residual_multiplier"),
+        tiny_config={**MULTIPLIERS, "use_post_norm": True},
+        notes="muP as Granite but logits are multiplied by logits_scaling; sublayer outputs pass post_norm1/2 "
+        "(peri-layer norm) before being added times residual_multiplier",
+    ),
+    "cohere_compass_text": Variant(
+        final_projection=projections.times_logit_scale,
+        residual=Residual(kind="parallel"),
+        tiny_config={
+            **SLIDING_FIRST,
+            # Sliding layers rotary, global layers NoPE (no rope parameters for their type).
+            "rope_parameters": {"sliding_attention": {"rope_type": "default", "rope_theta": 10_000.0},
+                                "full_attention": None},
+            "logit_scale": 0.25,
+        },
+        notes="attention and MLP read one input_layernorm and are added together (mlps_input[i] is "
+        "attentions_input[i]); logits times logit_scale; text path of the vision-language model",
+    ),
+    "emu3": Variant(
+        tiny_config={
+            # AutoModelForCausalLM builds Emu3's text model from its text config; the image tokenizer
+            # (VQ-VAE) config is shrunk only so the composite config is cheap to build.
+            "text_config": {**TINY, "vocab_size": 384, "pad_token_id": 3, "bos_token_id": 1, "eos_token_id": 2},
+            "vq_config": {"embed_dim": 8, "channels": 8, "base_channels": 8, "channel_multiplier": [1, 1],
+                          "num_res_blocks": 1, "attn_resolutions": [], "codebook_size": 16, "latent_channels": 8},
+        },
+        notes="text model (Emu3ForCausalLM); image generation and understanding go through HuggingFace unchanged",
+    ),
+}
