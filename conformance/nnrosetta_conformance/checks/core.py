@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import torch
 
+from nnrosetta.accessors import sublayer_site
 from nnrosetta.errors import RenamingError
 from nnrosetta.validation import check_structure
 
@@ -86,7 +87,7 @@ def structure(model: "StandardizedTransformer") -> None:
     for name in ("layers", "self_attn"):
         classes: dict[str, list[int]] = {}
         for index in range(model.num_layers):
-            module = model.layers[index] if name == "layers" else model.layers[index].self_attn
+            module = model.layers[index] if name == "layers" else sublayer_site(model, index, "self_attn", "output")
             classes.setdefault(type(module._module).__name__, []).append(index)
         expect(
             len(classes) == 1,
