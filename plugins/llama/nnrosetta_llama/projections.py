@@ -40,9 +40,13 @@ def hidden_divided_by_width_ratio(model: "StandardizedTransformer", hidden: "tor
     return model.lm_head(model.ln_final(hidden) / model.config.logits_scaling)
 
 
-def softcapped(model: "StandardizedTransformer", hidden: "torch.Tensor") -> "torch.Tensor":
-    """NanoChat (Gemma 2's head): ``cap * tanh(lm_head(norm(h)) / cap)`` with ``cap = final_logit_softcapping``."""
-    logits = model.lm_head(model.ln_final(hidden))
+def softcapped_through_decoder_norm(model: "StandardizedTransformer", hidden: "torch.Tensor") -> "torch.Tensor":
+    """NanoChat (Gemma 2's head): ``cap * tanh(lm_head(norm(h)) / cap)`` with ``cap = final_logit_softcapping``.
+
+    ``norm`` is the decoder's ``model.norm``, called ad hoc: it also normalises the embeddings before
+    layer 0, so it is not served as ``ln_final`` (see the variant).
+    """
+    logits = model.lm_head(model.model.norm(hidden))
     cap = model.config.final_logit_softcapping
     if cap is not None:
         logits = logits / cap

@@ -52,6 +52,13 @@ MODEL_TYPES = (
     "hyperclovax",
     # Parallel attention and MLP from one norm, scaled logits.
     "cohere_compass_text",
+    # Attention that departs from Llama's inside the module.
+    "bitnet",
+    "diffllama",
+    "hunyuan_v1_dense",
+    "nanochat",
+    "ministral3",
+    "doge",
 )
 
 RENAME = {
@@ -102,6 +109,24 @@ GRANITE_NOTES = (
     "muP: token_embeddings is embed_tokens' output, layer 0 reads it times embedding_multiplier; "
     "sublayer outputs are added times residual_multiplier; logits are divided by logits_scaling"
 )
+
+#: Why the `heads` check's rotary test cannot pass where a transform follows rotary embedding.
+ROTATED_THEN_TRANSFORMED = (
+    "the conformance check tests that queries[i]/keys[i] are the values rotary is applied to by comparing "
+    "their head-vector norms with rotated_queries[i]/rotated_keys[i] (rotary keeps norms); this family "
+    "transforms queries and keys after rotary ({}), so the norms differ although queries[i]/keys[i] are "
+    "exactly the pre-rotary projections (tests/test_attention.py proves it value for value)"
+)
+
+
+def _moe_doge(config) -> Optional[str]:
+    if getattr(config, "is_moe", False):
+        return (
+            "is_moe=True replaces each layer's MLP with a cross-domain mixture of experts (DogeCDMoE) that this "
+            "dense declaration does not route; load a dense Doge checkpoint (is_moe=False)"
+        )
+    return None
+
 
 PARTIAL_ROTARY = Variant(tiny_config={"partial_rotary_factor": 0.5})
 
@@ -175,6 +200,55 @@ VARIANTS = {
         },
         notes="attention and MLP read one input_layernorm and are added together (mlps_input[i] is "
         "attentions_input[i]); logits times logit_scale; text path of the vision-language model",
+    ),
+    "bitnet": Variant(
+        notes="heads_output[i] is o_proj's input: the head outputs after attn_sub_norm (one RMSNorm over all "
+        "heads of a position); the MLP applies ffn_sub_norm inside",
+    ),
+    "diffllama": Variant(
+        heads=None,
+        notes="differential attention: two attention calls share queries and keys (one softmax map per head; "
+        "pair j combines heads j and j+H/2) over the two halves of the values; attention_probabilities[i] is "
+        "that map as the first call uses it (what HuggingFace returns), and a write replaces it in the first "
+        "call only. Heads are not served: the o_proj input holds H/2 differential heads of 2*head_dim after a "
+        "group norm, not H heads of head_dim, and values[i] are not what either call receives",
+    ),
+    "hunyuan_v1_dense": Variant(
+        known_broken={"heads": ROTATED_THEN_TRANSFORMED.format("query_layernorm/key_layernorm after rotary")},
+        notes="per-head query/key norms are applied after rotary: queries[i]/keys[i] are the projections before "
+        "rotary, rotated_queries[i]/rotated_keys[i] rotated and normed",
+    ),
+    "nanochat": Variant(
+        final_projection=projections.softcapped_through_decoder_norm,
+        rename={"model.norm": None},
+        absent={"ln_final": "NanoChat applies its one parameter-free model.norm twice, to the embeddings before "
+                "layer 0 and after the last layer, so a standard ln_final's input and output in a trace would be "
+                "the first call's; project_on_vocab applies model.norm ad hoc"},
+        known_broken={"heads": ROTATED_THEN_TRANSFORMED.format("parameter-free q_norm/k_norm after rotary")},
+        tiny_config={"final_logit_softcapping": 2.0},
+        notes="layer 0 reads norm(token_embeddings); logits soft-capped; q/k norms after rotary; relu^2 MLP",
+    ),
+    "ministral3": Variant(
+        # Positions past original_max_position_embeddings (4 here) scale the rotated queries (Llama 4's
+        # attention temperature), so the probe's longer prompts reach it.
+        tiny_config={"rope_parameters": {"rope_type": "yarn", "rope_theta": 1_000_000.0, "factor": 32.0,
+                                         "original_max_position_embeddings": 4, "beta_fast": 32.0,
+                                         "beta_slow": 1.0, "mscale": 1.0, "mscale_all_dim": 1.0,
+                                         "llama_4_scaling_beta": 0.5}},
+        known_broken={"heads": ROTATED_THEN_TRANSFORMED.format(
+            "the rotated queries are multiplied by 1 + beta * log(1 + floor(position / original_max_position_embeddings))")},
+        notes="YaRN rotary; rotated_queries[i] include Llama 4's position-dependent query scale",
+    ),
+    "doge": Variant(
+        known_broken={"residual_sum": (
+            "Doge scales the residual (skip) path, not the sublayer output: h = input_residual * h + attn, then "
+            "h = post_attention_residual * h + mlp, with learned per-channel vectors; Residual can declare a "
+            "config factor on the sublayer outputs only"
+        )},
+        tiny_config={"keep_window_size": 4},
+        refuse=_moe_doge,
+        notes="q/k norms; dynamic mask (value-dependent bias, top keep_window_size keys) inside the attention "
+        "mask; learned per-channel skip scales input_residual / post_attention_residual; MoE (is_moe) refused",
     ),
     "emu3": Variant(
         tiny_config={
