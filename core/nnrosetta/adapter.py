@@ -132,6 +132,8 @@ class Adapter:
             filled in by the registry.
         model_type: the type this declaration was merged for (`for_type`); empty
             on the family declaration.
+        unsupported: set by a type's `Variant`: the reason that type is refused at load.
+        notes: one line for ``nnrosetta adapters`` (a variant's notes replace the family's).
     """
 
     name: str

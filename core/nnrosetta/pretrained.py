@@ -203,7 +203,7 @@ def convert_gguf(gguf: Union[str, Path], destination: Union[str, Path]) -> Path:
         except ImportError as error:
             raise MissingDependencyError(
                 f"converting the default model needs the {module!r} package, which is not installed "
-                f"({error}); reinstall nnrosetta (`pip install nnrosetta`) or `pip install {module}`."
+                f"({error}); reinstall nnrosetta (from a clone: `pip install ./`) or `pip install {module}`."
             ) from error
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

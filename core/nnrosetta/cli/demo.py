@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Optional, Sequence
 
-import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -34,7 +33,22 @@ from rich.text import Text
 from ..errors import CapabilityError, InvalidInputError
 
 if TYPE_CHECKING:
+    import torch
+
     from .. import StandardizedTransformer
+
+
+class _Torch:
+    """torch, imported when the demo runs: `nnrosetta demo --help` must not pay for it."""
+
+    def __getattr__(self, name: str):
+        import torch as module
+
+        return getattr(module, name)
+
+
+if not TYPE_CHECKING:
+    torch = _Torch()
 
 NAME = "demo"
 HELP = "show what the standard interface finds in a real model: logit lens, heads, patching, steering"

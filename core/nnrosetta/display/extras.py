@@ -15,5 +15,5 @@ def require(module: str) -> ModuleType:
     except ImportError as error:
         raise MissingDependencyError(
             f"{module} is needed to draw plots but is not installed ({error}); "
-            f"install the display extra: pip install 'nnrosetta[display]'."
+            f"install the display extra (from a clone of nnrosetta: pip install './[display]')."
         ) from error
