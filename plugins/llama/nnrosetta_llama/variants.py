@@ -59,6 +59,9 @@ MODEL_TYPES = (
     "nanochat",
     "ministral3",
     "doge",
+    # Multi-head latent attention (DeepSeek-V2's MLA) in Llama's tree.
+    "minicpm3",
+    "youtu",
 )
 
 RENAME = {
@@ -127,6 +130,19 @@ def _moe_doge(config) -> Optional[str]:
         )
     return None
 
+
+#: MLA shrunk: queries and keys of nope + rope = 12 dims per head, values of 8, latents of 8 and 16.
+#: Keys and values are expanded to every head from the latent, so there are as many kv heads as heads;
+#: the config's head_dim is the rotary part's size (what the rotary embedding is built for).
+TINY_MLA = {"num_key_value_heads": 4, "q_lora_rank": 16, "kv_lora_rank": 8, "qk_nope_head_dim": 8,
+            "qk_rope_head_dim": 4, "head_dim": 4, "v_head_dim": 8}
+MLA_NOTES = (
+    "multi-head latent attention: heads are not served (queries are split into a rotary and a non-rotary "
+    "part, keys are expanded per head from one shared latent and one shared rotary key after rotary, and "
+    "values have their own head size v_head_dim); head_dim is the query/key head size qk_head_dim "
+    "(nope + rope), which attention probabilities are computed over"
+)
+MLA = {"heads": None, "config_keys": {"head_dim": "qk_head_dim"}}
 
 PARTIAL_ROTARY = Variant(tiny_config={"partial_rotary_factor": 0.5})
 
@@ -250,6 +266,20 @@ VARIANTS = {
         notes="q/k norms; dynamic mask (value-dependent bias, top keep_window_size keys) inside the attention "
         "mask; learned per-channel skip scales input_residual / post_attention_residual; MoE (is_moe) refused",
     ),
+    "minicpm3": Variant(
+        **MLA,
+        final_projection=projections.hidden_divided_by_width_ratio,
+        known_broken={"residual_sum": (
+            "MiniCPM3 adds each sublayer output times scale_depth / sqrt(num_hidden_layers); no config key holds "
+            "that product, and Residual(scale_key=...) reads the factor from one key"
+        )},
+        # scale_depth 0.5 over 2 layers: branches scaled by 0.35; embeddings by 3; the head reads norm(h) / 4.
+        tiny_config={**TINY_MLA, "scale_emb": 3.0, "scale_depth": 0.5, "dim_model_base": 8},
+        notes=MLA_NOTES + "; token_embeddings are scaled by scale_emb inside the embedding; sublayer outputs "
+        "are added times scale_depth / sqrt(num_hidden_layers); the head reads norm(h) * dim_model_base / "
+        "hidden_size",
+    ),
+    "youtu": Variant(**MLA, tiny_config=TINY_MLA, notes=MLA_NOTES + "; interleaved rotary"),
     "emu3": Variant(
         tiny_config={
             # AutoModelForCausalLM builds Emu3's text model from its text config; the image tokenizer
