@@ -32,6 +32,7 @@ from typing import Optional
 
 from nnrosetta import Adapter, ConfigKeys, Residual, Span, Variant, hookimpl
 
+from .limits import SHIFTED_POSITIONS, TUPLE_LAYERS, needs_decoder, needs_full_attention, needs_post_norm_xmod
 from .modernbert import MODERNBERT_DECODER
 from .projections import electra_generator_head
 from .refusals import REFUSED
@@ -103,53 +104,6 @@ TINY = {
 }
 
 
-def _needs_decoder(config) -> Optional[str]:
-    if not getattr(config, "is_decoder", False):
-        return (
-            "config.is_decoder is False: the layers then attend bidirectionally (every token sees later ones), "
-            "which is no causal language model; load it with is_decoder=True"
-        )
-    return None
-
-
-def _needs_full_attention(config) -> Optional[str]:
-    if getattr(config, "attention_type", "original_full") != "original_full":
-        return (
-            f"attention_type={config.attention_type!r}: BigBird's block-sparse attention is bidirectional and "
-            "the model swaps its attention modules for full ones at run time on short inputs; load it with "
-            "attention_type='original_full'"
-        )
-    return _needs_decoder(config)
-
-
-def _needs_post_norm_xmod(config) -> Optional[str]:
-    if getattr(config, "pre_norm", False):
-        return (
-            "pre_norm=True: X-MOD then normalises before the MLP with output.LayerNorm and ends in "
-            "encoder.LayerNorm, a layout this declaration does not serve (it serves pre_norm=False, the "
-            "released checkpoints' layout)"
-        )
-    return _needs_decoder(config)
-
-
-#: nnsight's left-padded position_ids against RoBERTa's own count (see the README).
-SHIFTED_POSITIONS = {
-    "padding_invariance": (
-        "for a left-padded batch nnsight passes position_ids = cumsum(mask) - 1, but RoBERTa-style "
-        "embeddings count positions from padding_idx + 1 (and derive padding-aware ones from the pad tokens "
-        "when given none), so every row of a padded batch is embedded padding_idx + 1 positions lower than "
-        "the same prompt alone; the core has no hook to leave position_ids to these models"
-    )
-}
-#: Layers that return a tuple, which the core's skip_layers replaces with a bare tensor.
-TUPLE_LAYERS = {
-    "skip_layers": (
-        "these layers return a tuple (hidden_states, attention weights) and the encoder reads [0]; the core's "
-        "skip_layers hands nnsight's skip a bare tensor, so the encoder reads its first batch row instead"
-    )
-}
-
-
 def post_norm(prefix: str, head: str, **changes) -> Variant:
     """A post-norm type: no final norm; its encoder at ``prefix``, its prediction head at ``head``."""
     return Variant(rename=retarget(prefix, head), absent={"ln_final": NO_FINAL_NORM}, **changes)
@@ -209,17 +163,19 @@ VARIANTS = {
                      "pronunciation_embed_dim": 8},
     ),
     "roformer": post_norm(
-        "roformer", "cls.predictions", tiny_config={"embedding_size": 32}, known_broken=TUPLE_LAYERS,
+        "roformer", "cls.predictions",
+        tiny_config={"embedding_size": 32},
+        known_broken=TUPLE_LAYERS,
     ),
     "xmod": post_norm(
         "roberta", "lm_head",
         tiny_config={"languages": ["en_XX", "de_DE"], "default_language": "en_XX"},
-        refuse=_needs_post_norm_xmod,
+        refuse=needs_post_norm_xmod,
         known_broken=SHIFTED_POSITIONS,
         notes="after mlps_output, each layer runs a per-language adapter (output.adapter_modules) before its norm",
     ),
     "big_bird": post_norm(
-        "bert", "cls.predictions", tiny_config={"attention_type": "original_full"}, refuse=_needs_full_attention,
+        "bert", "cls.predictions", tiny_config={"attention_type": "original_full"}, refuse=needs_full_attention,
     ),
     **REFUSED,
 }
@@ -233,7 +189,7 @@ BERT = Adapter(
     residual=Residual(kind="post_norm"),
     tiny_config=TINY,
     variants=VARIANTS,
-    refuse=_needs_decoder,
+    refuse=needs_decoder,
     description="BERT-style encoders used as causal LMs: <prefix>.encoder.layer[i], spans for attention and MLP.",
 )
 

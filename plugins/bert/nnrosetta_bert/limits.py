@@ -1,0 +1,62 @@
+"""What the BERT-family declarations cannot serve: refused configs and known-broken checks, with why.
+
+A refusal is a config of a served type that takes a path the declaration does not
+serve (bidirectional attention, block-sparse attention, X-MOD's pre-norm layout);
+it is refused at load with the reason. A known-broken check is a real limit of the
+core with these models, run as a strict expected failure so a fix is reported.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+
+def needs_decoder(config) -> Optional[str]:
+    """HuggingFace's BERT-style layers are causal only with ``is_decoder=True``."""
+    if not getattr(config, "is_decoder", False):
+        return (
+            "config.is_decoder is False: the layers then attend bidirectionally (every token sees later ones), "
+            "which is no causal language model; load it with "
+            "config=AutoConfig.from_pretrained(<model>, is_decoder=True)"
+        )
+    return None
+
+
+def needs_full_attention(config) -> Optional[str]:
+    """BigBird as a causal LM: full attention only."""
+    if getattr(config, "attention_type", "original_full") != "original_full":
+        return (
+            f"attention_type={config.attention_type!r}: BigBird's block-sparse attention is bidirectional and "
+            "the model swaps its attention modules for full ones at run time on short inputs; load it with "
+            "config=AutoConfig.from_pretrained(<model>, attention_type='original_full', is_decoder=True)"
+        )
+    return needs_decoder(config)
+
+
+def needs_post_norm_xmod(config) -> Optional[str]:
+    """X-MOD's post-norm layout (``pre_norm=False``) only."""
+    if getattr(config, "pre_norm", False):
+        return (
+            "pre_norm=True: X-MOD then normalises before the MLP with output.LayerNorm and ends in "
+            "encoder.LayerNorm, a layout this declaration does not serve (it serves pre_norm=False, the "
+            "released checkpoints' layout)"
+        )
+    return needs_decoder(config)
+
+
+#: nnsight's left-padded position_ids against RoBERTa's own count.
+SHIFTED_POSITIONS = {
+    "padding_invariance": (
+        "for a left-padded batch nnsight passes position_ids = cumsum(mask) - 1, but RoBERTa-style "
+        "embeddings count positions from padding_idx + 1 (and derive padding-aware ones from the pad tokens "
+        "when given none), so every row of a padded batch is embedded padding_idx + 1 positions lower than "
+        "the same prompt alone; the core has no hook to leave position_ids to these models"
+    )
+}
+#: Layers that return a tuple, which the core's skip_layers replaces with a bare tensor.
+TUPLE_LAYERS = {
+    "skip_layers": (
+        "these layers return a tuple (hidden_states, attention weights) and the encoder reads [0]; the core's "
+        "skip_layers hands nnsight's skip a bare tensor, so the encoder reads its first batch row instead"
+    )
+}
