@@ -1,4 +1,4 @@
-"""nnrosetta plugin for the Gemma family: ``gemma``, ``gemma2``, ``gemma3_text``.
+"""nnrosetta plugin for the Gemma family: ``gemma``, ``gemma2``, ``gemma3_text``, ``gemma3``, ``vaultgemma``, ``gemma4_text``.
 
 The module tree is Llama's (``model.layers[i].{self_attn,mlp}``, ``model.norm``,
 ``model.embed_tokens``), so the rename map is the same. Three things differ and
@@ -18,6 +18,10 @@ are documented in the README (section "Gemma"):
   ``attentions_output[i]`` / ``mlps_output[i]`` are the modules' own outputs, before
   the post-norms; ``mlps_input[i]`` is after ``pre_feedforward_layernorm``.
 
+``vaultgemma`` is Gemma 2 without the post-norms (a plain pre-norm residual).
+``gemma4_text`` adds a per-layer input branch, per-layer head sizes and layers
+that reuse an earlier layer's keys and values; see its variant.
+
 ``gemma3`` (the image-text model) is served on its text path by a variant: the
 same decoder sits at ``model.language_model``, and its forward applies no logit
 soft-cap, which the shared projection follows (the top-level config carries no
@@ -31,6 +35,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from typing import Optional
+
 from nnrosetta import Adapter, Residual, Variant, conventions, hookimpl
 
 if TYPE_CHECKING:
@@ -38,7 +44,7 @@ if TYPE_CHECKING:
 
 NNROSETTA_CONTRACT = 2
 
-MODEL_TYPES = ("gemma", "gemma2", "gemma3_text", "gemma3")
+MODEL_TYPES = ("gemma", "gemma2", "gemma3_text", "gemma3", "vaultgemma", "gemma4_text")
 
 RENAME = {
     "model.embed_tokens": "embed_tokens",
@@ -82,6 +88,37 @@ TINY_SLIDING = {
 }
 
 
+#: Gemma 4 text, shrunk with what sets it apart: sliding and global layers with their own rotary
+#: (global: proportional, a quarter of the dims) and head size (8 vs 16), the per-layer input
+#: embeddings (a third branch per layer), and a last layer reusing layer 1's keys and values.
+TINY_GEMMA4 = {
+    "num_hidden_layers": 3,
+    "layer_types": ["sliding_attention", "full_attention", "full_attention"],
+    "sliding_window": 4,
+    "per_layer_config": {"01": {"head_dim": 16}, "02": {"head_dim": 16}},
+    "rope_parameters": {
+        "sliding_attention": {"rope_type": "default", "rope_theta": 10_000.0},
+        "full_attention": {"rope_type": "proportional", "partial_rotary_factor": 0.25, "rope_theta": 1_000_000.0},
+    },
+    "hidden_size_per_layer_input": 8,
+    "vocab_size_per_layer_input": 384,
+    "num_kv_shared_layers": 1,
+    "final_logit_softcapping": 0.5,
+}
+
+
+def refuse_gemma4_options(config) -> Optional[str]:
+    """Gemma 4 text options outside the dense causal decoder this declaration serves."""
+    if getattr(config, "enable_moe_block", False):
+        return (
+            "enable_moe_block=True adds a routed expert block beside each layer's MLP (router and experts outside "
+            "`mlp`), which this dense declaration does not route; load a dense Gemma 4 checkpoint"
+        )
+    if getattr(config, "use_bidirectional_attention", None) == "all":
+        return "use_bidirectional_attention='all' makes every layer attend both ways: not a causal language model"
+    return None
+
+
 #: Gemma 2/3 normalise each sublayer's output before adding it to the residual stream.
 SANDWICH = Residual(kind="sandwich", attention_post_norm="post_attention_layernorm",
                     mlp_post_norm="post_feedforward_layernorm")
@@ -101,6 +138,37 @@ GEMMA = Adapter(
         "gemma": Variant(residual=Residual()),
         "gemma2": Variant(tiny_config=TINY_SLIDING),
         "gemma3_text": Variant(tiny_config=TINY_SLIDING),
+        "vaultgemma": Variant(
+            residual=Residual(),
+            tiny_config={**TINY_SLIDING, "attn_logit_softcapping": 2.0},
+            notes="Gemma 2 without the post-norms: a plain pre-norm residual; soft-capped attention and logits",
+        ),
+        "gemma4_text": Variant(
+            heads=None,
+            tiny_config=TINY_GEMMA4,
+            refuse=refuse_gemma4_options,
+            known_broken={
+                "residual_sum": (
+                    "a Gemma 4 layer adds a third branch after the MLP (the per-layer input: gate, times the "
+                    "per-layer embedding, projection, post_per_layer_input_norm) and multiplies its output by "
+                    "layer_scalar; Residual can declare the attention and MLP branches only"
+                ),
+                "sublayer_locality": (
+                    "a kv-shared layer (the last num_kv_shared_layers) attends over the keys and values of an "
+                    "earlier layer of its type, so its attention output at one token does not depend on its own "
+                    "input at other tokens, which the check's token-mixing test requires"
+                ),
+                "sizes": (
+                    "head_dim is a per-layer attribute in Gemma 4 (global layers have their own, per_layer_config): "
+                    "config.head_dim raises HuggingFace's AmbiguousGlobalPerLayerAttributeError, so no single "
+                    "head_dim can be compared with the projections"
+                ),
+            },
+            notes="sandwich norms; q/k/v norms; per-layer input embeddings feed a third residual branch (inside "
+            "layers_output[i], outside mlps_output[i]); output times layer_scalar; heads are not served: head "
+            "sizes differ between sliding and global layers (per_layer_config) and kv-shared layers reuse an "
+            "earlier layer's keys and values instead of projecting their own",
+        ),
         "gemma3": Variant(
             rename={
                 "model.embed_tokens": None,

@@ -16,6 +16,10 @@ from nnrosetta_gemma import MODEL_TYPES
 
 PROMPTS = ["The cat sat on the mat and the dog slept by the door", "Paris"]
 SANDWICH_TYPES = ("gemma2", "gemma3_text")
+#: Types whose tiny config soft-caps the logits (cap 0.5).
+CAPPED_TYPES = ("gemma2", "gemma3_text", "vaultgemma", "gemma4_text")
+#: Types whose tiny model alternates a 4-token sliding layer and a global one.
+SLIDING_TYPES = ("gemma2", "gemma3_text", "vaultgemma")
 ALL_TYPES = MODEL_TYPES
 
 
@@ -40,7 +44,7 @@ def test_project_on_vocab_of_the_last_layer_is_the_models_logits(loaded):
         saved["logits"] = model.logits.save()
     assert torch.equal(saved["projected"], saved["logits"])
     cap = getattr(hf.config, "final_logit_softcapping", None)
-    if model_type in SANDWICH_TYPES:
+    if model_type in CAPPED_TYPES:
         # The naive projection is not the model's distribution; the cap is what separates them.
         assert cap == 0.5
         assert torch.equal(saved["logits"], torch.tanh(saved["naive"] / cap) * cap)
@@ -90,7 +94,7 @@ def test_mlp_and_attention_accessors_sit_inside_the_sandwich_norms(model_type):
             assert not torch.equal(seen["attention"], block.post_attention_layernorm(seen["attention"]))
 
 
-@pytest.mark.parametrize("model_type", SANDWICH_TYPES)
+@pytest.mark.parametrize("model_type", SLIDING_TYPES)
 def test_sliding_layer_ignores_a_token_beyond_its_window_and_the_global_layer_does_not(model_type):
     hf, tokenizer = build_tiny(model_type)
     model = StandardizedTransformer(hf, tokenizer=tokenizer)
@@ -111,3 +115,67 @@ def test_sliding_layer_ignores_a_token_beyond_its_window_and_the_global_layer_do
         first_changed = not torch.equal(saved["before"][:, 0], saved["after"][:, 0])
         assert first_changed, f"layer {layer}: the edit must reach the edited position"
         assert last_changed == (kind == "full_attention"), f"layer {layer} ({kind})"
+
+
+def test_vaultgemma_adds_its_sublayer_outputs_without_post_norms():
+    hf, tokenizer = build_tiny("vaultgemma")
+    model = StandardizedTransformer(hf, tokenizer=tokenizer)
+    saved = {}
+    with torch.no_grad(), model.trace(PROMPTS):
+        for layer in range(model.num_layers):
+            saved[layer] = [model.layers_input[layer].save(), model.attentions_output[layer].save(),
+                            model.mlps_input[layer].save(), model.mlps_output[layer].save(),
+                            model.layers_output[layer].save()]
+    for layer, (layer_in, attention, mlp_in, mlp_out, layer_out) in saved.items():
+        block = hf.model.layers[layer]
+        assert not hasattr(block, "post_attention_layernorm")
+        with torch.no_grad():
+            assert torch.equal(mlp_in, block.pre_feedforward_layernorm(layer_in + attention))
+        assert torch.equal(layer_out, layer_in + attention + mlp_out)
+
+
+def test_gemma4_layers_add_a_per_layer_input_branch_after_the_mlp():
+    hf, tokenizer = build_tiny("gemma4_text")
+    model = StandardizedTransformer(hf, tokenizer=tokenizer)
+    saved = {}
+    with torch.no_grad(), model.trace(PROMPTS):
+        for layer in range(model.num_layers):
+            saved[layer] = {
+                "per_layer_input": model.layers[layer].inputs[0][1].save(),  # passed positionally
+                "layer_in": model.layers_input[layer].save(),
+                "attention": model.attentions_output[layer].save(),
+                "mlp_out": model.mlps_output[layer].save(),
+                "layer_out": model.layers_output[layer].save(),
+            }
+    for layer, seen in saved.items():
+        block = hf.model.layers[layer]
+        with torch.no_grad():
+            middle = seen["layer_in"] + block.post_attention_layernorm(seen["attention"])
+            after_mlp = middle + block.post_feedforward_layernorm(seen["mlp_out"])
+            gate = block.act_fn(block.per_layer_input_gate(after_mlp)) * seen["per_layer_input"]
+            branch = block.post_per_layer_input_norm(block.per_layer_projection(gate))
+            expected = (after_mlp + branch) * block.layer_scalar
+        assert torch.equal(seen["layer_out"], expected)
+        # The branch is what the declared sandwich residual leaves out.
+        assert (seen["layer_out"] - after_mlp).abs().max() > 1e-3
+
+
+def test_gemma4_kv_shared_layer_reads_other_tokens_only_through_an_earlier_layers_keys():
+    hf, tokenizer = build_tiny("gemma4_text")
+    model = StandardizedTransformer(hf, tokenizer=tokenizer)
+    shared = hf.config.num_hidden_layers - hf.config.num_kv_shared_layers
+    assert shared == 2 and not hasattr(hf.model.layers[shared].self_attn, "k_proj")
+    ids = tokenizer(PROMPTS[:1], return_tensors="pt").input_ids
+    saved = {}
+    for edited_layer in (shared - 1, shared):
+        with torch.no_grad(), model.trace(ids):
+            clean = model.attentions_output[shared].save()
+        with torch.no_grad(), model.trace(ids):
+            # Edit the attention input of one layer at token 0; no other stream changes there.
+            value = model.attentions_input[edited_layer].clone()
+            value[:, 0] += 1.0
+            model.attentions_input[edited_layer] = value
+            edited = model.attentions_output[shared].save()
+        saved[edited_layer] = (edited - clean)[:, 1:].abs().max()
+    assert saved[shared] == 0
+    assert saved[shared - 1] > 0
