@@ -77,14 +77,6 @@ ARANGE_POSITIONS = {
     )
 }
 
-#: Layers that return a tuple, which the core's skip_layers replaces with a bare tensor.
-TUPLE_LAYERS = {
-    "skip_layers": (
-        "these layers return a tuple (hidden_states, attention weights) and the decoder reads [0]; the core's "
-        "skip_layers hands nnsight's skip a bare tensor, so the decoder reads its first batch row instead"
-    )
-}
-
 #: The legacy attention of MVP and TrOCR: no attention interface, probabilities in (batch * heads, q, k).
 LEGACY_ATTENTION = (
     "its attention computes the probabilities inline as a (batch * heads, q, k) tensor (torch.bmm, no "
@@ -125,7 +117,6 @@ VARIANTS = {
         attention=None,
         heads=None,
         tiny_config={"use_prompt": True, "prompt_length": 3, "prompt_mid_dim": 16},
-        known_broken=TUPLE_LAYERS,
         notes=f"attention probabilities and heads not served: {LEGACY_ATTENTION}",
     ),
     "bigbird_pegasus": pre_norm(
@@ -137,7 +128,6 @@ VARIANTS = {
         attention=None,
         heads=None,
         tiny_config={"hidden_size": 32, "layernorm_embedding": True, "scale_embedding": True},
-        known_broken=TUPLE_LAYERS,
         notes=f"head: output_projection; attention probabilities and heads not served: {LEGACY_ATTENTION}",
     ),
     "whisper": pre_norm(

@@ -32,7 +32,7 @@ from typing import Optional
 
 from nnrosetta import Adapter, ConfigKeys, Residual, Span, Variant, hookimpl
 
-from .limits import SHIFTED_POSITIONS, TUPLE_LAYERS, needs_decoder, needs_full_attention, needs_post_norm_xmod
+from .limits import SHIFTED_POSITIONS, needs_decoder, needs_full_attention, needs_post_norm_xmod
 from .modernbert import MODERNBERT_DECODER
 from .projections import electra_generator_head
 from .refusals import REFUSED
@@ -150,12 +150,10 @@ VARIANTS = {
     "megatron-bert": pre_norm(
         "bert", "cls.predictions", "bert.encoder.ln", "intermediate",
         notes="pre-norm: attention.ln, layer ln; final bert.encoder.ln",
-        known_broken=TUPLE_LAYERS,
     ),
     "rembert": post_norm(
         "rembert", "cls.predictions",
         tiny_config={"input_embedding_size": 32, "output_embedding_size": 32},
-        known_broken=TUPLE_LAYERS,
     ),
     "roc_bert": post_norm(
         "roc_bert", "cls.predictions",
@@ -165,7 +163,6 @@ VARIANTS = {
     "roformer": post_norm(
         "roformer", "cls.predictions",
         tiny_config={"embedding_size": 32},
-        known_broken=TUPLE_LAYERS,
     ),
     "xmod": post_norm(
         "roberta", "lm_head",

@@ -53,10 +53,3 @@ SHIFTED_POSITIONS = {
         "the same prompt alone; the core has no hook to leave position_ids to these models"
     )
 }
-#: Layers that return a tuple, which the core's skip_layers replaces with a bare tensor.
-TUPLE_LAYERS = {
-    "skip_layers": (
-        "these layers return a tuple (hidden_states, attention weights) and the encoder reads [0]; the core's "
-        "skip_layers hands nnsight's skip a bare tensor, so the encoder reads its first batch row instead"
-    )
-}
