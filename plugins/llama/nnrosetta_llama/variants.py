@@ -62,6 +62,8 @@ MODEL_TYPES = (
     # Multi-head latent attention (DeepSeek-V2's MLA) in Llama's tree.
     "minicpm3",
     "youtu",
+    # Image-text models whose language model is a Llama-tree decoder at model.language_model.
+    "got_ocr2",
 )
 
 RENAME = {
@@ -143,6 +145,28 @@ MLA_NOTES = (
     "(nope + rope), which attention probabilities are computed over"
 )
 MLA = {"heads": None, "config_keys": {"head_dim": "qk_head_dim"}}
+
+def _decoder_not_eager(config) -> Optional[str]:
+    """GOT-OCR2's language model may run another attention than its top-level config says."""
+    decoder = config.get_text_config()._attn_implementation
+    if decoder == "eager":
+        return None
+    return (
+        f"the language model runs attn_implementation={decoder!r} while the top-level config says "
+        f"{config._attn_implementation!r} (its vision encoder has eager attention only), so switching the "
+        f"model to eager by its top-level config leaves the decoder unchanged. Load it with "
+        f"attn_implementation='eager' (from_pretrained(..., attn_implementation='eager'), or call "
+        f"model.set_attn_implementation('eager') before wrapping it)"
+    )
+
+
+#: What the checks comparing with eager attention meet on a GOT-OCR2 built with the decoder under sdpa.
+EAGER_SWITCH_READS_TOP_CONFIG = (
+    "the suite switches to eager attention only when the top-level config's attn_implementation differs, "
+    "and GOT-OCR2's already says eager (its vision encoder has no other) while the language model runs "
+    "sdpa: HuggingFace then returns no attentions to compare with, and the probabilities are refused with "
+    "the reason (attention_probabilities is skipped for it), as they are for a user's model loaded that way"
+)
 
 PARTIAL_ROTARY = Variant(tiny_config={"partial_rotary_factor": 0.5})
 
@@ -280,6 +304,30 @@ VARIANTS = {
         "hidden_size",
     ),
     "youtu": Variant(**MLA, tiny_config=TINY_MLA, notes=MLA_NOTES + "; interleaved rotary"),
+    "got_ocr2": Variant(
+        rename={
+            "model.embed_tokens": None,
+            "model.layers": None,
+            "model.norm": None,
+            "model.language_model.embed_tokens": "embed_tokens",
+            "model.language_model.layers": "layers",
+            "model.language_model.norm": "ln_final",
+        },
+        tiny_config={
+            # The language model is a Qwen2 decoder; its vocabulary is the tiny tokenizer's (384).
+            "text_config": {**TINY, "model_type": "qwen2", "vocab_size": 384, "pad_token_id": 3,
+                            "bos_token_id": 1, "eos_token_id": 2, "tie_word_embeddings": False},
+            "vision_config": {"hidden_size": 16, "output_channels": 8, "num_hidden_layers": 2,
+                              "num_attention_heads": 2, "image_size": 64, "patch_size": 16, "window_size": 2,
+                              "global_attn_indexes": [1], "mlp_dim": 32},
+            "image_token_index": 383,
+        },
+        attention=AttentionSpec(probabilities=conventions.ATTENTION.probabilities, refuse=_decoder_not_eager),
+        known_broken={name: EAGER_SWITCH_READS_TOP_CONFIG
+                      for name in ("heads", "attention_patterns")},
+        notes="OCR image-text model, text path: the Qwen2 decoder at model.language_model; image features "
+        "enter through HuggingFace unchanged; attention probabilities need the decoder loaded eager",
+    ),
     "emu3": Variant(
         tiny_config={
             # AutoModelForCausalLM builds Emu3's text model from its text config; the image tokenizer
