@@ -22,8 +22,12 @@ What the standard names mean here (the README has the table):
   alias a standard name over a native ``lm_head`` child, which RoBERTa-style heads
   are, so the whole head is the one meaning every type can have.
 
-nnsight moves a child module named like one of its own attributes (``output``)
-to ``E_output``; span paths are written in that spelling.
+Attention probabilities and heads are not declared on these types: the core resolves
+attention points inside ``layers[i].self_attn``, which a span is not. nnsight moves a
+child module named like one of its own attributes (``output``) to ``E_output``; span
+paths are written in that spelling. Tiny configs keep the embeddings as wide as the
+residual stream; the factorized layouts (narrower embeddings projected in) are tested
+by the family tests.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from nnrosetta import Adapter, ConfigKeys, Residual, Span, Variant, hookimpl
 from .limits import SHIFTED_POSITIONS, needs_decoder, needs_full_attention, needs_post_norm_xmod
 from .modernbert import MODERNBERT_DECODER
 from .projections import electra_generator_head
-from .refusals import REFUSED
+from .unsupported import REFUSED
 
 NNROSETTA_CONTRACT = 2
 
