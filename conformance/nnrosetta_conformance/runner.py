@@ -80,6 +80,9 @@ def run_check(model: StandardizedTransformer, check: Check, blocked_by: Optional
             f"adapter {adapter.name!r} does not claim capability {', '.join(missing)}; "
             + " ".join(capability.doc for capability in check.requires - adapter.capabilities),
         )
+    refused = _refused_capability(model, check)
+    if refused is not None:
+        return CheckResult(check.name, SKIPPED, refused)
     broken = adapter.known_broken.get(check.name)
     try:
         if blocked_by is not None:
@@ -103,6 +106,24 @@ def run_check(model: StandardizedTransformer, check: Check, blocked_by: Optional
             seconds,
         )
     return CheckResult(check.name, PASSED, "", seconds)
+
+
+#: The declaration each capability is served from.
+CAPABILITY_FIELDS = {"attention_probabilities": "attention", "heads": "heads", "moe": "moe"}
+
+
+def _refused_capability(model: StandardizedTransformer, check: Check) -> Optional[str]:
+    """Why the adapter refuses a capability this check needs for this config (a skip, never a failure)."""
+    for capability in sorted(check.requires, key=lambda c: c.value):
+        spec = getattr(model.adapter, CAPABILITY_FIELDS.get(capability.value, ""), None)
+        refuse = getattr(spec, "refuse", None)
+        reason = refuse(model.config) if refuse is not None else None
+        if reason:
+            return (
+                f"adapter {model.adapter.name!r} declares {capability.value} but refuses it for this "
+                f"{model.adapter.model_type or '?'!r} config: {reason}"
+            )
+    return None
 
 
 class SuiteSession:

@@ -154,7 +154,9 @@ class ActivationAccessor:
 
     def __getitem__(self, index: int) -> torch.Tensor:
         layer, site = self._site(index)
-        return self._unflatten(layer, first_tensor(getattr(site, self._where)))
+        value = self._unflatten(layer, first_tensor(getattr(site, self._where)))
+        # The family edits this value in place later in the forward: keep what it is now.
+        return value.clone() if self._name in self._model.adapter.mutated_in_place else value
 
     def __setitem__(self, index: int, value: torch.Tensor) -> None:
         layer, site = self._site(index)
@@ -175,8 +177,8 @@ class ActivationAccessor:
             )
         if raw.shape != tensor.shape:
             value = value.reshape(raw.shape)
-        if isinstance(current, tuple) and self._where == "output":
-            value = (value, *current[1:])
+        if isinstance(current, (tuple, list)) and self._where == "output":
+            value = type(current)((value, *current[1:]))
         setattr(site, self._where, value)
 
 

@@ -35,6 +35,11 @@ ABSENTABLE_MODULES = ("ln_final", "mlp")
 #: Standard modules that may be a span (input of one module, output of another).
 SPANNABLE_MODULES = ("self_attn", "mlp")
 
+#: The per-layer activation accessors, in forward order.
+ACTIVATION_ACCESSORS = (
+    "layers_input", "attentions_input", "attentions_output", "mlps_input", "mlps_output", "layers_output",
+)
+
 FinalProjection = Callable[["StandardizedTransformer", "torch.Tensor"], "torch.Tensor"]
 
 
@@ -67,7 +72,7 @@ class Variant:
         config_keys: ``{field: key}`` merged over the family's `ConfigKeys`.
         final_projection, attention, heads, moe, residual: replace the family's
             (None drops it for this type: the capability is then not claimed).
-        spans, absent: merged over the family's.
+        spans, absent, mutated_in_place: merged over the family's.
         tiny_config: merged over the family's tiny config.
         known_broken: merged over the family's.
         refuse: ``(config) -> reason`` for configs of this type that cannot be served.
@@ -84,6 +89,7 @@ class Variant:
     residual: Any = INHERIT
     spans: Mapping[str, Span] = field(default_factory=dict)
     absent: Mapping[str, str] = field(default_factory=dict)
+    mutated_in_place: Mapping[str, str] = field(default_factory=dict)
     tiny_config: Mapping[str, Any] = field(default_factory=dict)
     known_broken: Mapping[str, str] = field(default_factory=dict)
     refuse: Any = INHERIT
@@ -91,7 +97,7 @@ class Variant:
     notes: str = ""
 
     def __post_init__(self) -> None:
-        for name in ("rename", "config_keys", "spans", "absent", "tiny_config", "known_broken"):
+        for name in ("rename", "config_keys", "spans", "absent", "mutated_in_place", "tiny_config", "known_broken"):
             object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
 
 
@@ -118,6 +124,9 @@ class Adapter:
         absent: standard module -> reason, where the family has no such module
             (no final norm in a post-norm model).
         residual: how layers add sublayer outputs to the residual stream (`Residual`).
+        mutated_in_place: accessor name -> reason, where the family edits that value in
+            place after producing it (Falcon's ``mlp_output += attention_output``); reads
+            of it return a copy taken when it is produced, so what is read is its meaning.
         tiny_config: config keyword arguments for a tiny random-weight model shared
             by every claimed type (variants add to it), for offline conformance.
         variants: model type -> `Variant`: what that type changes.
@@ -148,6 +157,7 @@ class Adapter:
     spans: Mapping[str, Span] = field(default_factory=dict)
     absent: Mapping[str, str] = field(default_factory=dict)
     residual: Residual = field(default_factory=Residual)
+    mutated_in_place: Mapping[str, str] = field(default_factory=dict)
     tiny_config: Mapping[str, Any] = field(default_factory=dict)
     variants: Mapping[str, Variant] = field(default_factory=dict)
     known_broken: Mapping[str, str] = field(default_factory=dict)
@@ -161,7 +171,7 @@ class Adapter:
 
     def __post_init__(self) -> None:
         # Freeze the mappings so a registered adapter cannot be changed under the registry.
-        for name in ("rename", "spans", "absent", "tiny_config", "variants", "known_broken"):
+        for name in ("rename", "spans", "absent", "mutated_in_place", "tiny_config", "variants", "known_broken"):
             object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
         object.__setattr__(self, "model_types", tuple(self.model_types))
         object.__setattr__(self, "model_classes", tuple(self.model_classes))
@@ -179,6 +189,7 @@ class Adapter:
             "config_keys": dataclasses.replace(self.config_keys, **dict(variant.config_keys)),
             "spans": {**self.spans, **variant.spans},
             "absent": {**self.absent, **variant.absent},
+            "mutated_in_place": {**self.mutated_in_place, **variant.mutated_in_place},
             "tiny_config": {**self.tiny_config, **variant.tiny_config},
             "known_broken": {**self.known_broken, **variant.known_broken},
             "unsupported": variant.unsupported,
@@ -297,6 +308,9 @@ class Adapter:
                 refuse("absent", f"gives no reason for {name!r}", "Say why the model has no such module.")
             if name in self.rename.values() or name in self.spans:
                 refuse("absent", f"declares {name!r} absent and also maps a module or span to it", "Keep one.")
+        for name, reason in self.mutated_in_place.items():
+            if name not in ACTIVATION_ACCESSORS:
+                refuse("mutated_in_place", f"names {name!r}", f"Name accessors: {', '.join(ACTIVATION_ACCESSORS)}.")
         for check_name, reason in self.known_broken.items():
             if check_names is not None and check_name not in check_names:
                 refuse("known_broken", f"names {check_name!r}, which is no conformance check that can be "

@@ -53,9 +53,25 @@ def prepare_eager_loading(adapter: "Adapter", model: Any, load_kwargs: dict, ena
         )
     if isinstance(model, torch.nn.Module):
         if model.config._attn_implementation != EAGER:
-            model.set_attn_implementation(EAGER)
+            switch_implementation(model, EAGER)
     else:
         load_kwargs["attn_implementation"] = EAGER
+
+
+def switch_implementation(hf_model: Any, implementation: str, restoring: bool = False) -> None:
+    """Switch a loaded model's attention implementation (transformers' ``set_attn_implementation``).
+
+    Some families refuse the switch after loading although their attention reads
+    ``config._attn_implementation`` on every call; eager is always available, so a
+    refused switch to eager (or back to what the model ran before) sets it directly.
+    """
+    try:
+        hf_model.set_attn_implementation(implementation)
+    except (ValueError, NotImplementedError, AttributeError):
+        if implementation != EAGER and not restoring:
+            raise
+    if hf_model.config._attn_implementation != implementation and (implementation == EAGER or restoring):
+        hf_model.config._attn_implementation = implementation
 
 
 @contextlib.contextmanager
@@ -68,12 +84,12 @@ def attention_implementation(model: "StandardizedTransformer", implementation: s
     hf_model = model._module
     previous = hf_model.config._attn_implementation
     if previous != implementation:
-        hf_model.set_attn_implementation(implementation)
+        switch_implementation(hf_model, implementation)
     try:
         yield
     finally:
         if hf_model.config._attn_implementation != previous:
-            hf_model.set_attn_implementation(previous)
+            switch_implementation(hf_model, previous, restoring=True)
 
 
 def describe_adapter(adapter: "Adapter") -> str:

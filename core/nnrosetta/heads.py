@@ -81,19 +81,21 @@ class HeadProjections:
         if self._name == "values":
             attention = _attention(self._model, index)
             if position(attention, point) < position(attention, spec.keys):
-                point = Argument(spec.attention_call, CALL_VALUE)
+                point = Argument(spec.attention_call, spec.call_arguments[2])
         return point
 
     def _reached(self, spec: HeadsSpec, index: int) -> Reached:
         return reach(_attention(self._model, index), self._point(spec, index), self._model.adapter, f"heads.{self._name}")
 
     def _labelled(self, spec: HeadsSpec, index: int) -> torch.Tensor:
-        return self._reached(spec, index).value
+        value = self._reached(spec, index).value
+        return value.transpose(1, 2) if self._name in spec.seq_first else value
 
     def _write_labelled(self, spec: HeadsSpec, index: int, value: torch.Tensor) -> None:
         reached = self._reached(spec, index)
-        _check_written(self._name, index, reached.value, value, "(batch, heads, seq, head_dim)")
-        reached.write(value)
+        current = self._labelled(spec, index)
+        _check_written(self._name, index, current, value, "(batch, heads, seq, head_dim)")
+        reached.write(value.transpose(1, 2) if self._name in spec.seq_first else value)
 
     def _fused_slice(self) -> slice:
         query_width = self._model.num_heads * self._model.head_dim
@@ -117,7 +119,11 @@ class HeadProjections:
         spec = self._spec(index)
         if spec.fused_projection is None:
             return self._labelled(spec, index)
-        return self._split(getattr(_attention(self._model, index), spec.fused_projection).output, spec.fused_layout)
+        attention = _attention(self._model, index)
+        # Instrument the attention forward before it runs, so later reads inside it (the rotated
+        # queries at the attention call) can still reach it in this forward.
+        attention.source
+        return self._split(getattr(attention, spec.fused_projection).output, spec.fused_layout)
 
     def __setitem__(self, index: int, value: torch.Tensor) -> None:
         spec = self._spec(index)
@@ -150,7 +156,7 @@ class AttentionCallInputs:
 
     def __getitem__(self, index: int) -> torch.Tensor:
         args, _ = attention_call(self._model, index, f"{self._name}[{index}]").inputs
-        return args[self._position]
+        return args[heads_spec(self._model, self._name).call_arguments[self._position - CALL_QUERY]]
 
     def __setitem__(self, index: int, value: Any) -> None:
         raise AccessorAssignmentError(
@@ -275,10 +281,11 @@ class HeadsInterface:
         queries and keys, with the family's scaling, soft-cap and mask; works under sdpa. Read-only.
         """
         args, kwargs = attention_call(self, index, f"attention_patterns({index})").inputs
+        query_at, key_at, _, mask_at = heads_spec(self, "attention_patterns").call_arguments
         return recompute_probabilities(
-            args[CALL_QUERY],
-            args[CALL_KEY],
-            _call_argument(args, kwargs, CALL_MASK, "attention_mask"),
+            args[query_at],
+            args[key_at],
+            _call_argument(args, kwargs, mask_at, "attention_mask"),
             kwargs.get("scaling"),
             kwargs.get("softcap"),
         )

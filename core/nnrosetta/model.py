@@ -139,24 +139,37 @@ class StandardizedTransformer(AttentionInterface, HeadsInterface, MixtureOfExper
         except RenamingError:
             return  # a rename that does not fit: validation (or the first accessor) says so
         shapes: dict[int, tuple[int, int]] = {}
+        outputs: dict[int, tuple[type, int]] = {}
         object.__setattr__(self, "_layer_shapes", shapes)
+        object.__setattr__(self, "_layer_outputs", outputs)
         object.__setattr__(self, "_shapes_hooked_module", self._module)
         for index in range(count):
             self.layers[index]._module.register_forward_pre_hook(
                 functools.partial(_note_layer_shape, shapes, index), with_kwargs=True
             )
+            self.layers[index]._module.register_forward_hook(functools.partial(_note_layer_output, outputs, index))
 
     def _layer_shape(self, layer: int) -> tuple[int, int]:
         return self._layer_shapes[layer]
 
     # -- sizes ---------------------------------------------------------------
 
-    def _config_value(self, key: Optional[str]) -> Optional[int]:
-        # Multimodal configs keep the language model's sizes in their text config.
+    def _config_value(self, key: Any) -> Any:
+        """A config value by key (``"a.b"`` reads a nested config), or ``key(config)`` for a callable key."""
         if not key:
             return None
-        value = getattr(self.config, key, None)
-        return value if value is not None else getattr(self.config.get_text_config(), key, None)
+        if callable(key):
+            return key(self.config)
+        # Multimodal configs keep the language model's sizes in their text config.
+        for config in (self.config, self.config.get_text_config()):
+            value = config
+            for part in key.split("."):
+                value = value.get(part) if isinstance(value, dict) else getattr(value, part, None)
+                if value is None:
+                    break
+            if value is not None:
+                return value
+        return None
 
     @property
     def num_layers(self) -> int:
@@ -213,7 +226,9 @@ class StandardizedTransformer(AttentionInterface, HeadsInterface, MixtureOfExper
                 f"token_embeddings has shape {tuple(current.shape)}, the value written has "
                 f"{tuple(value.shape)}; write a tensor of the same shape."
             )
-        self.embed_tokens.output = value
+        # A leaf that requires grad cannot be edited in place (CTRL scales the embedding with `*=`);
+        # a copy of it can, and the gradient still reaches the leaf.
+        self.embed_tokens.output = value.clone() if value.is_leaf and value.requires_grad else value
 
     @property
     def logits(self) -> torch.Tensor:
@@ -291,7 +306,7 @@ class StandardizedTransformer(AttentionInterface, HeadsInterface, MixtureOfExper
             raise LayerIndexError(f"skip_layers(start={start}, end={end}): end comes before start; pass start <= end.")
         replacement = self.layers_input[first] if skip_with is None else skip_with
         for layer in range(first, last + 1):
-            self.layers[layer].skip(replacement)
+            self.layers[layer].skip(_packed(replacement, self._layer_outputs.get(layer)))
 
     def skip_layer(self, layer: int, skip_with: Optional[torch.Tensor] = None) -> None:
         """Inside a trace, skip one layer (its output is its input, or ``skip_with``)."""
@@ -319,6 +334,24 @@ def _note_layer_shape(shapes: dict, layer: int, module: Any, args: tuple, kwargs
     hidden = args[0] if args else kwargs.get("hidden_states")
     if isinstance(hidden, torch.Tensor) and hidden.dim() >= 2:
         shapes[layer] = (int(hidden.shape[0]), int(hidden.shape[1]))
+
+
+def _note_layer_output(outputs: dict, layer: int, module: Any, args: tuple, output: Any) -> None:
+    if isinstance(output, (tuple, list)):
+        outputs[layer] = (type(output), len(output))
+
+
+def _packed(hidden: Any, kind: Optional[tuple[type, int]]) -> Any:
+    """``hidden`` in the container a layer returns (its other entries None), as the model reads it.
+
+    A layer that returns ``(hidden, attention_weights)`` is read with ``outputs[0]``;
+    skipping it with a bare tensor would index the batch instead. The container is
+    recorded by a forward hook on each call (the load-time check runs one).
+    """
+    if kind is None:
+        return hidden
+    container, size = kind
+    return container((hidden, *([None] * (size - 1))))
 
 
 def _as_index(selection: Indices) -> Any:

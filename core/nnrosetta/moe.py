@@ -213,7 +213,7 @@ class MixtureOfExpertsInterface:
         return spec
 
     def _config_int(self, key: str, what: str) -> int:
-        value = getattr(self.config, key, None)
+        value = self._config_value(key)
         if value is None:
             raise CapabilityError(
                 f"`{what}`: adapter {self.adapter.name!r} reads config.{key}, which model type "
@@ -235,6 +235,8 @@ class MixtureOfExpertsInterface:
     def normalizes_top_k(self) -> bool:
         """Whether the family renormalises the chosen experts' weights to sum to 1."""
         flag = self._moe_spec("normalizes_top_k").normalize_top_k
+        if callable(flag):
+            return bool(flag(self.config))
         return bool(getattr(self.config, flag, False)) if isinstance(flag, str) else flag
 
     @property

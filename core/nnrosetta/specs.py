@@ -31,7 +31,9 @@ class ConfigKeys:
     """Names of the HuggingFace config attributes that hold the model's sizes.
 
     `num_kv_heads` and `head_dim` may be None when the family has no such key;
-    the core then falls back to `num_heads` and `hidden_size // num_heads`.
+    the core then falls back to `num_heads` and `hidden_size // num_heads`. A key
+    may be dotted (``"attn_config.kv_n_heads"``, a nested config) or, where no key
+    says it, a function ``(config) -> int`` (multi-query layouts that ignore a key).
     """
 
     num_layers: str = "num_hidden_layers"
@@ -46,7 +48,7 @@ class ConfigKeys:
         for item in fields(self):
             value = getattr(self, item.name)
             optional = item.name in ("num_kv_heads", "head_dim")
-            if not (isinstance(value, str) and value) and not (optional and value is None):
+            if not (isinstance(value, str) and value) and not callable(value) and not (optional and value is None):
                 found.append(f"config key `{item.name}` must be a config attribute name, got {value!r}")
         return found
 
@@ -109,6 +111,8 @@ class HeadsSpec:
     fused_projection: Optional[str] = None
     fused_layout: str = "blocks"
     refuse: Optional[Refusal] = None
+    seq_first: tuple[str, ...] = ()
+    call_arguments: tuple[int, int, int, int] = (1, 2, 3, 4)
 
     def problems(self) -> list[str]:
         found = []
@@ -126,6 +130,11 @@ class HeadsSpec:
             value = getattr(self, name)
             if not isinstance(value, str) or not value:
                 found.append(f"`{name}` must be a non-empty module path, got {value!r}")
+        for name in self.seq_first:
+            if name not in ("queries", "keys", "values"):
+                found.append(f"`seq_first` names {name!r}; it may name queries, keys, values")
+        if len(self.call_arguments) != 4 or not all(isinstance(p, int) for p in self.call_arguments):
+            found.append("`call_arguments` gives four positions: query, key, value, mask")
         if self.fused_layout not in FUSED_LAYOUTS:
             found.append(f"`fused_layout` must be one of {FUSED_LAYOUTS}, got {self.fused_layout!r}")
         return found + _refusal_problems(self.refuse)
@@ -148,8 +157,9 @@ class MoESpec:
         num_experts_key: config attribute holding the number of routed experts.
         experts_per_token_key: config attribute holding k, the experts each token uses.
         normalize_top_k: whether the family renormalises the k chosen weights to sum
-            to 1; a bool, or the name of the config attribute that says so. Expert
-            ablation renormalises the remaining weights exactly when this is true.
+            to 1; a bool, the name of the config attribute that says so, or a function
+            ``(config) -> bool``. Expert ablation renormalises the remaining weights
+            exactly when this is true.
         shared_experts: path from ``mlp`` to an always-on shared expert, if the family has one.
     """
 
@@ -158,7 +168,7 @@ class MoESpec:
     router_returns: tuple[str, ...] = ROUTER_OUTPUT_NAMES
     num_experts_key: str = "num_local_experts"
     experts_per_token_key: str = "num_experts_per_tok"
-    normalize_top_k: Union[bool, str] = True
+    normalize_top_k: Union[bool, str, Callable[["PretrainedConfig"], bool]] = True
     shared_experts: Optional[str] = None
 
     def problems(self) -> list[str]:
@@ -172,8 +182,8 @@ class MoESpec:
         for name in ("router", "experts", "num_experts_key", "experts_per_token_key"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name):
                 found.append(f"{name} must be a non-empty string, got {getattr(self, name)!r}")
-        if not isinstance(self.normalize_top_k, (bool, str)):
-            found.append(f"normalize_top_k must be a bool or a config key, got {self.normalize_top_k!r}")
+        if not isinstance(self.normalize_top_k, (bool, str)) and not callable(self.normalize_top_k):
+            found.append(f"normalize_top_k must be a bool, a config key or (config) -> bool, got {self.normalize_top_k!r}")
         return found
 
     def position(self, name: str) -> int:

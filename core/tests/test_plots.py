@@ -19,8 +19,8 @@ from nnrosetta.interventions import logit_lens
 
 PROMPT = "The capital of France is"
 
-pytest.importorskip("plotly", reason="the display extra (pip install 'nnrosetta[display]') is not installed")
-pytest.importorskip("matplotlib", reason="the display extra (pip install 'nnrosetta[display]') is not installed")
+pytest.importorskip("plotly", reason="the display extra (from a clone: pip install './[display]') is not installed")
+pytest.importorskip("matplotlib", reason="the display extra (from a clone: pip install './[display]') is not installed")
 
 
 def written(text: str, html: str) -> bool:
@@ -89,7 +89,7 @@ def test_heatmap_refuses_mismatched_labels_and_unknown_suffix(lens_heatmap, tmp_
         Heatmap(torch.zeros(3, 2), ("a", "b"), ("x", "y"))
     with pytest.raises(InvalidInputError, match=".html or .png"):
         lens_heatmap.save(tmp_path / "lens.svg")
-    with pytest.raises(MissingDependencyError, match="nnrosetta\\[display\\]"):
+    with pytest.raises(MissingDependencyError, match=r"pip install '\./\[display\]'"):
         require("a_module_that_is_not_installed")
 
 

@@ -31,13 +31,6 @@ ATTENTION_NOT_DECLARED = (
     "module; BloomAttention also calls no transformers attention function, which HeadsSpec needs"
 )
 
-#: Why `skip_layers` fails on BLOOM until the core skips with the layer's own output form.
-TUPLE_LAYER_SKIP = (
-    "BloomBlock returns (hidden_states, attn_weights) and BloomModel reads outputs[0]; the core's "
-    "skip_layers replaces the block's output with the bare tensor, so the model reads its first batch row "
-    "and the next block fails (a core fix: skip with the tuple the layer returns)"
-)
-
 RENAME = {
     "transformer.word_embeddings": "embed_tokens",
     "transformer.h": "layers",
@@ -78,7 +71,6 @@ BLOOM = Adapter(
     residual=Residual(kind="sequential"),
     tiny_config=TINY,
     refuse=_bloom_refusal,
-    known_broken={"skip_layers": TUPLE_LAYER_SKIP},
     notes=ATTENTION_NOT_DECLARED,
     description=(
         "BLOOM: transformer.h[i], self_attn = span self_attention.query_key_value...dense, mlp = span "

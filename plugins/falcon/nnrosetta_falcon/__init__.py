@@ -39,27 +39,10 @@ HEADS_NOT_DECLARED = (
     "needs for the rotated queries/keys and the recomputed patterns"
 )
 
-#: Why `skip_layers` fails on Falcon until the core skips with the layer's own output form.
-TUPLE_LAYER_SKIP = (
-    "FalconDecoderLayer returns (hidden_states, attn_weights) and FalconModel reads outputs[0]; the core's "
-    "skip_layers replaces the layer's output with the bare tensor, so the model reads its first batch row "
-    "and the next layer fails (a core fix: skip with the tuple the layer returns)"
-)
-
-#: Why `residual_sum` fails on the parallel layouts until the core reads that output as a copy.
+#: The parallel layer adds the attention output into the MLP's output tensor in place.
 IN_PLACE_MLP_OUTPUT = (
     "the parallel layer adds the attention output into the MLP's output tensor in place "
-    "(`mlp_output += attention_output`), so a saved mlps_output[i] (or a cached one) is overwritten with "
-    "mlp + attention after the layer runs; mlps_output[i].clone() inside the trace is the MLP's output "
-    "(a core fix: the accessor returns a copy of a sublayer output the family mutates in place)"
-)
-
-#: Why `attention_probabilities` fails in the suite until the core switches Falcon to eager.
-NO_DYNAMIC_EAGER = (
-    "the check switches the loaded model to eager with transformers' set_attn_implementation, which "
-    "Falcon refuses (it is off the AttentionInterface) and leaves sdpa; loaded with "
-    "enable_attention_probs=True from a path, the probabilities are served and equal output_attentions "
-    "(a core fix: set config._attn_implementation where set_attn_implementation does not switch)"
+    "(`mlp_output += attention_output`): mlps_output[i] is read as a copy taken when the MLP returns"
 )
 
 RENAME = {
@@ -145,11 +128,7 @@ FALCON = Adapter(
     residual=Residual(kind="parallel"),
     tiny_config=TINY,
     refuse=_falcon_refusal,
-    known_broken={
-        "skip_layers": TUPLE_LAYER_SKIP,
-        "residual_sum": IN_PLACE_MLP_OUTPUT,
-        "attention_probabilities": NO_DYNAMIC_EAGER,
-    },
+    mutated_in_place={"mlps_output": IN_PLACE_MLP_OUTPUT},
     notes=HEADS_NOT_DECLARED,
     description=(
         "Falcon (7B multi-query, 40B/180B/2 new decoder architecture, multi-head): transformer.h[i]."
@@ -164,7 +143,8 @@ FALCON_RW = dataclasses.replace(
     attention=AttentionSpec(probabilities=Called("self.attention_dropout")),
     residual=Residual(kind="sequential"),
     tiny_config={},
-    known_broken={"skip_layers": TUPLE_LAYER_SKIP, "attention_probabilities": NO_DYNAMIC_EAGER},
+    mutated_in_place={},
+    known_broken={},
     refuse=_rw_refusal,
     priority=-1,
     description=(

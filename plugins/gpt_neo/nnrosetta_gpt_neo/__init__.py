@@ -35,13 +35,6 @@ NO_HEADS = (
     "rotated queries/keys and recomputed patterns would be read at the wrong arguments with the wrong scale"
 )
 
-#: The core's ``skip_layers`` hands the model a bare tensor where this block returns a tuple.
-SKIP_LAYERS = (
-    "GPTNeoBlock returns (hidden_states, attn_weights) and the model reads outputs[0]; the core's skip_layers "
-    "replaces the block's output with the bare tensor, so the model reads its first batch row and the next "
-    "block fails (a core fix: skip with the tuple the block returns)"
-)
-
 #: Global and local layers alternate (the default pattern); a window of 4 makes them differ on short prompts.
 TINY = {
     "hidden_size": 64,
@@ -67,7 +60,6 @@ GPT_NEO = Adapter(
     ),
     attention=ATTENTION,
     tiny_config=TINY,
-    known_broken={"skip_layers": SKIP_LAYERS},
     notes=NO_HEADS,
     description=(
         "GPT-Neo: transformer.h[i].{attn.attention,mlp}, transformer.ln_f, transformer.wte; alternating global "

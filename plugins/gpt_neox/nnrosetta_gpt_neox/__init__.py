@@ -89,13 +89,6 @@ JAPANESE_LAST_LAYER_BIAS = (
     "attentions_output[-1] + dense_bias + mlps_output[-1], so the plain sum misses the bias on that layer"
 )
 
-#: The core's ``skip_layers`` hands the model a bare tensor where this layer returns a tuple.
-JAPANESE_SKIP = (
-    "GPTNeoXJapaneseLayer returns (hidden_states, attn_weights) and the model reads outputs[0]; the core's "
-    "skip_layers replaces the layer's output with the bare tensor, so the model reads its first batch row "
-    "and the next layer fails (a core fix: skip with the tuple the layer returns)"
-)
-
 GPT_NEOX = Adapter(
     name="gpt_neox",
     model_types=MODEL_TYPES,
@@ -117,7 +110,7 @@ GPT_NEOX = Adapter(
                 "tie_word_embeddings": True,
                 "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 1.0},
             },
-            known_broken={"residual_sum": JAPANESE_LAST_LAYER_BIAS, "skip_layers": JAPANESE_SKIP},
+            known_broken={"residual_sum": JAPANESE_LAST_LAYER_BIAS},
             notes="sequential residual; attention probabilities from its own _attn; " + JAPANESE_NO_HEADS,
         ),
     },

@@ -26,13 +26,6 @@ HEADS_NOT_DECLARED = (
     "for the rotated queries/keys and the recomputed patterns"
 )
 
-#: Why `skip_layers` fails on MPT until the core skips with the layer's own output form.
-TUPLE_LAYER_SKIP = (
-    "MptBlock returns (hidden_states, attn_weights) and MptModel reads outputs[0]; the core's skip_layers "
-    "replaces the block's output with the bare tensor, so the model reads its first batch row and the next "
-    "block fails (a core fix: skip with the tuple the layer returns)"
-)
-
 RENAME = {
     "transformer.wte": "embed_tokens",
     "transformer.blocks": "layers",
@@ -52,7 +45,6 @@ MPT = Adapter(
     attention=AttentionSpec(probabilities=Called("nn.functional.dropout")),
     residual=Residual(kind="sequential"),
     tiny_config=TINY,
-    known_broken={"skip_layers": TUPLE_LAYER_SKIP},
     notes=HEADS_NOT_DECLARED,
     description=(
         "MPT: transformer.blocks[i].attn, mlp = span ffn.up_proj...ffn.down_proj (the FFN adds the residual "

@@ -38,14 +38,6 @@ NO_HEADS = (
 #: Post-norm blocks end in ln_2; the model applies no norm after the last block.
 NO_FINAL_NORM = "post-norm blocks: each ends in its own ln_2 and the logits are lm_head(layers_output[-1])"
 
-#: Blocks and attentions return lists; the core repacks only tuples when a layer's output is written.
-LIST_OUTPUTS = (
-    "Block and Attention return lists ([hidden, attentions...]) and the core's accessors repack a written "
-    "output only into a tuple, and skip_layers hands over a bare tensor; the model then reads `outputs[0]` "
-    "of a tensor (its first batch row) or concatenates a list with a tensor (a core fix: repack lists as "
-    "tuples are, and skip with the container the layer returns)"
-)
-
 TINY = {"n_embd": 64, "n_layer": 2, "n_head": 4, "n_positions": 128}
 
 OPENAI_GPT = Adapter(
@@ -64,9 +56,6 @@ OPENAI_GPT = Adapter(
     residual=Residual(kind="post_norm"),
     absent={"ln_final": NO_FINAL_NORM},
     tiny_config=TINY,
-    known_broken={
-        name: LIST_OUTPUTS for name in ("write_identity", "write_effect", "generation", "steering", "skip_layers")
-    },
     notes=NO_HEADS,
     description=(
         "The original GPT (openai-gpt): transformer.h[i].{attn,mlp}, transformer.tokens_embed; post-norm "
