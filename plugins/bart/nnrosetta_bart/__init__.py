@@ -84,13 +84,10 @@ LEGACY_ATTENTION = (
 )
 
 
-def post_norm(known_broken: Optional[Mapping[str, str]] = None, **changes) -> Variant:
-    """A post-norm decoder: no final norm, nothing added to the residual stream as is."""
+def post_norm(**changes) -> Variant:
+    """A post-norm decoder: no final norm, nothing added to the residual stream as is; arange positions."""
     return Variant(
-        absent={"ln_final": NO_FINAL_NORM},
-        residual=Residual(kind="post_norm"),
-        known_broken={**ARANGE_POSITIONS, **(known_broken or {})},
-        **changes,
+        absent={"ln_final": NO_FINAL_NORM}, residual=Residual(kind="post_norm"), known_broken=ARANGE_POSITIONS, **changes
     )
 
 
