@@ -78,7 +78,7 @@ class HeadProjections:
     def _point(self, spec: HeadsSpec, index: int) -> Point:
         """The declared point; values read at the attention call when assigned before the keys."""
         point = getattr(spec, self._name)
-        if self._name == "values":
+        if self._name == "values" and spec.attention_call is not None:
             attention = _attention(self._model, index)
             if position(attention, point) < position(attention, spec.keys):
                 point = Argument(spec.attention_call, spec.call_arguments[2])
@@ -168,6 +168,14 @@ class AttentionCallInputs:
 def attention_call(model: "StandardizedTransformer", index: int, what: str) -> "SourceEnvoy":
     """The call to the attention function in layer ``index``'s attention forward."""
     spec = heads_spec(model, what)
+    if spec.attention_call is None:
+        adapter = model.adapter
+        raise CapabilityError(
+            f"`{what}` needs the call of the attention function, but adapter {adapter.name!r} "
+            f"({adapter.plugin or '<explicit>'}) declares none for model type {adapter.model_type!r}: the "
+            f"family computes attention by hand in its forward. Read `queries[i]`/`keys[i]`/`values[i]` and "
+            f"`heads_output[i]`, or `attention_probabilities[i]` (eager) for the probabilities."
+        )
     return reach(_attention(model, index), spec.attention_call, model.adapter, "heads.attention_call").operation
 
 

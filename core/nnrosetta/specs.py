@@ -97,14 +97,17 @@ class HeadsSpec:
             (batch, seq, heads, head_dim), is `heads_output`.
         attention_call: the call of the attention function (transformers'
             ``AttentionInterface`` signature: module, query, key, value, mask,
-            scaling=..., softcap=...); its query and key are the rotated ones.
+            scaling=..., softcap=...; other positions in ``call_arguments``); its
+            query and key are the rotated ones. None where the family computes
+            attention by hand in its forward: per-head values and head outputs are
+            served, `rotated_queries`/`rotated_keys`/`attention_patterns` are not.
         queries, keys, values: points (see `nnrosetta.points`).
         fused_projection, fused_layout: the fused alternative.
         refuse: optional ``(config) -> reason`` for configs that bypass that code.
     """
 
     output_projection: str
-    attention_call: Called
+    attention_call: Optional[Called] = None
     queries: Optional[Point] = None
     keys: Optional[Point] = None
     values: Optional[Point] = None
@@ -124,7 +127,7 @@ class HeadsSpec:
         for name in ("queries", "keys", "values"):
             if getattr(self, name) is not None:
                 found += points.problems(getattr(self, name), name)
-        if not isinstance(self.attention_call, Called):
+        if self.attention_call is not None and not isinstance(self.attention_call, Called):
             found.append(f"`attention_call` must be nnrosetta.Called(...), got {self.attention_call!r}")
         for name in ("output_projection",) + (("fused_projection",) if self.fused_projection is not None else ()):
             value = getattr(self, name)

@@ -93,7 +93,8 @@ def check_points(model: "StandardizedTransformer") -> None:
         declared.append(("attention.probabilities", adapter.attention.probabilities))
     heads = adapter.heads
     if served(heads):
-        declared.append(("heads.attention_call", heads.attention_call))
+        if heads.attention_call is not None:
+            declared.append(("heads.attention_call", heads.attention_call))
         if heads.fused_projection is None:
             declared += [(f"heads.{name}", getattr(heads, name)) for name in ("queries", "keys", "values")]
     for field, point in declared:

@@ -14,7 +14,7 @@ import torch
 
 from nnrosetta.attention import attention_implementation
 from nnrosetta.capabilities import Capability
-from nnrosetta.heads import CALL_VALUE, attention_call
+from nnrosetta.heads import attention_call
 
 from .base import CheckSkipped, Probe, check, current_probe, expect, model_device, where_differs
 
@@ -168,12 +168,17 @@ def heads(model: "StandardizedTransformer") -> None:
     shapes: dict[str, tuple] = {}
     seen: dict[str, torch.Tensor] = {}
     outputs: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+    spec = model.adapter.heads
+    by_call = spec.attention_call is not None
+    names = ("queries", "keys", "values") + (("rotated_queries", "rotated_keys") if by_call else ())
     with torch.no_grad(), model.trace(inputs):
         for index in range(model.num_layers):
-            for name in ("queries", "keys", "values", "rotated_queries", "rotated_keys"):
+            for name in names:
                 seen[f"{name}[{index}]"] = getattr(model, name)[index].save()
                 shapes[f"{name}[{index}]"] = tuple(seen[f"{name}[{index}]"].shape)
-            seen[f"attention values[{index}]"] = attention_call(model, index, "heads check").inputs[0][CALL_VALUE].save()
+            if by_call:
+                call = attention_call(model, index, "heads check")
+                seen[f"attention values[{index}]"] = call.inputs[0][spec.call_arguments[2]].save()
             heads_output = model.heads_output[index].save()
             shapes[f"heads_output[{index}]"] = tuple(heads_output.shape)
             outputs[index] = (heads_output, model.attentions_output[index].save())
@@ -184,9 +189,11 @@ def heads(model: "StandardizedTransformer") -> None:
         for name in ("keys", "values", "rotated_keys"):
             expected[f"{name}[{index}]"] = (batch, kv_heads, seq, head_dim)
         expected[f"heads_output[{index}]"] = (batch, seq, heads_count, head_dim)
-    wrong = [f"{name} is {shapes[name]}, expected {shape}" for name, shape in expected.items() if shapes[name] != shape]
+    wrong = [
+        f"{name} is {shapes[name]}, expected {shape}" for name, shape in expected.items() if name in shapes and shapes[name] != shape
+    ]
     expect(not wrong, f"per-head shapes on a ({batch}, {seq}) probe: " + "; ".join(wrong) + ".")
-    for index in range(model.num_layers):
+    for index in range(model.num_layers if by_call else 0):
         _projections_feed_attention(model, seen, index)
     for index, (heads_output, attention_output) in outputs.items():
         module = getattr(model.layers[index].self_attn, projection)._module
@@ -230,7 +237,7 @@ def heads(model: "StandardizedTransformer") -> None:
         not torch.equal(zeroed_logits, unedited_logits),
         f"zeroing queries[{layer}] left every real position's logits unchanged: the write does not reach attention.",
     )
-    if Capability.ATTENTION_PROBABILITIES in model.adapter.capabilities:
+    if by_call and Capability.ATTENTION_PROBABILITIES in model.adapter.capabilities:
         _patterns_reproduce_probabilities(model, inputs)
 
 
@@ -276,6 +283,11 @@ def _patterns_reproduce_probabilities(model: "StandardizedTransformer", inputs: 
 @check("attention_patterns", requires=(Capability.HEADS,))
 def attention_patterns(model: "StandardizedTransformer") -> None:
     """Patterns recomputed from rotated queries and keys equal eager probabilities, under eager and sdpa."""
+    if model.adapter.heads.attention_call is None:
+        raise CheckSkipped(
+            f"adapter {model.adapter.name!r} declares no attention call for {model.adapter.model_type!r} (the family "
+            f"computes attention by hand): there are no rotated queries and keys to recompute patterns from"
+        )
     probe = current_probe(model)
     inputs = probe.inputs(model_device(model))
     with attention_implementation(model, "eager"):
