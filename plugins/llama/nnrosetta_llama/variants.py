@@ -8,6 +8,7 @@ from 1) so a declaration that ignores one of them fails the conformance suite.
 
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 from nnrosetta import AttentionSpec, Called, Inside, Residual, Variant, conventions
@@ -91,16 +92,14 @@ SLIDING_FIRST = {"sliding_window": 4, "layer_types": ["sliding_attention", "full
 LLAMA3_ROPE = {"rope_type": "llama3", "rope_theta": 500_000.0, "factor": 8.0, "low_freq_factor": 1.0,
                "high_freq_factor": 4.0, "original_max_position_embeddings": 64}
 
-def _pruned_head(config) -> Optional[str]:
-    """Apertus 1.5 may prune its LM head to a text-only prefix of the vocabulary."""
-    width = getattr(config, "output_vocab_size", None)
-    if width is None or width == config.vocab_size:
-        return None
-    return (
-        f"its LM head is pruned to output_vocab_size={width} of the vocab_size={config.vocab_size} embeddings, "
-        f"so the logits are narrower than the vocabulary and vocab_size cannot be both; nnrosetta reads one "
-        f"vocab_size for the embeddings and the logits. Load a checkpoint with the unpruned head"
-    )
+def logits_width(config) -> int:
+    """Apertus 1.5 may prune its LM head to a text-only prefix of the vocabulary (output_vocab_size)."""
+    return config.output_vocab_size or config.vocab_size
+
+
+def minicpm3_branch_scale(config) -> float:
+    """MiniCPM3 adds each sublayer's output times scale_depth / sqrt(num_hidden_layers)."""
+    return config.scale_depth / math.sqrt(config.num_hidden_layers)
 
 
 #: muP factors set far from 1 (and attention's away from 1/sqrt(head_dim)), so dropping one fails.
@@ -190,9 +189,12 @@ VARIANTS = {
         notes="sliding-window and global layers",
     ),
     "apertus1p5_text": Variant(
-        tiny_config={"rope_parameters": {**LLAMA3_ROPE, "rope_theta": 12_000_000.0}},
-        refuse=lambda config: _pruned_head(config),
-        notes="q/k norms, xIELU MLP; a pruned LM head (output_vocab_size) is refused",
+        # vocab_size is the logits' width: the pruned head's where the checkpoint prunes it (as here: 320 of
+        # the 384 embedded ids), the embeddings' otherwise.
+        config_keys={"vocab_size": logits_width},
+        tiny_config={"rope_parameters": {**LLAMA3_ROPE, "rope_theta": 12_000_000.0}, "output_vocab_size": 320},
+        notes="q/k norms, xIELU MLP; vocab_size is the LM head's width (output_vocab_size when the head is pruned "
+        "to a text-only prefix of the embedded vocabulary)",
     ),
     "exaone4": Variant(
         residual=POST_NORMED,
@@ -293,10 +295,7 @@ VARIANTS = {
     "minicpm3": Variant(
         **MLA,
         final_projection=projections.hidden_divided_by_width_ratio,
-        known_broken={"residual_sum": (
-            "MiniCPM3 adds each sublayer output times scale_depth / sqrt(num_hidden_layers); no config key holds "
-            "that product, and Residual(scale_key=...) reads the factor from one key"
-        )},
+        residual=Residual(scale_key=minicpm3_branch_scale),
         # scale_depth 0.5 over 2 layers: branches scaled by 0.35; embeddings by 3; the head reads norm(h) / 4.
         tiny_config={**TINY_MLA, "scale_emb": 3.0, "scale_depth": 0.5, "dim_model_base": 8},
         notes=MLA_NOTES + "; token_embeddings are scaled by scale_emb inside the embedding; sublayer outputs "
