@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import torch
 
-from .accessors import normalize_index
+from .accessors import module_at, normalize_index
 from .errors import AttentionImplementationError, CapabilityError, ShapeError
 from .source_points import Reached, reach
 from .specs import AttentionSpec
@@ -92,6 +92,14 @@ def attention_implementation(model: "StandardizedTransformer", implementation: s
             switch_implementation(hf_model, previous, restoring=True)
 
 
+def attention_module(model: "StandardizedTransformer", layer: int, spec: Any) -> Any:
+    """The envoy whose forward holds a spec's points: ``spec.module`` below the layer, else its ``self_attn``."""
+    envoy = model.layers[layer]
+    if getattr(spec, "module", None):
+        return module_at(envoy, spec.module)
+    return envoy.self_attn
+
+
 def describe_adapter(adapter: "Adapter") -> str:
     return f"adapter {adapter.name!r} ({adapter.plugin or '<explicit>'})"
 
@@ -144,21 +152,29 @@ class AttentionProbabilities:
     def _point(self, index: int) -> Reached:
         spec = attention_spec(self._model, f"attention_probabilities[{index}]")
         layer = normalize_index(index, len(self), "layer", "num_layers")
-        return reach(self._model.layers[layer].self_attn, spec.probabilities, self._model.adapter, "attention.probabilities")
+        return reach(attention_module(self._model, layer, spec), spec.probabilities, self._model.adapter,
+                     "attention.probabilities")
+
+    def _batch_heads(self, index: int) -> int:
+        return self._model._layer_shape(normalize_index(index, len(self), "layer", "num_layers"))[0]
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        return self._point(index).value
+        value = self._point(index).value
+        if self._model.adapter.attention.flat_heads:
+            return value.reshape(self._batch_heads(index), -1, *value.shape[-2:])
+        return value
 
     def __setitem__(self, index: int, value: torch.Tensor) -> None:
         point = self._point(index)
-        current = point.value
+        raw = point.value
+        current = self[index] if self._model.adapter.attention.flat_heads else raw
         if not isinstance(value, torch.Tensor) or value.shape != current.shape:
             seen = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
             raise ShapeError(
                 f"attention_probabilities[{index}] has shape {tuple(current.shape)} (batch, heads, q, k) but "
                 f"the value written is {seen}; write a tensor of the same shape (edit a clone of the value read)."
             )
-        point.write(value)
+        point.write(value.reshape(raw.shape) if value.shape != raw.shape else value)
 
     def print_source(self, index: int = 0, file: Any = None) -> str:
         """Print (and return) the code around the hooked point, so a user sees what an edit replaces.
@@ -168,7 +184,7 @@ class AttentionProbabilities:
         """
         spec = attention_spec(self._model, f"attention_probabilities.print_source({index})")
         layer = normalize_index(index, len(self), "layer", "num_layers")
-        attention = self._model.layers[layer].self_attn
+        attention = attention_module(self._model, layer, spec)
         shown: list[str] = []
         device = next(self._model._module.parameters()).device
         input_ids = torch.zeros((1, PRINT_SOURCE_TOKENS), dtype=torch.long, device=device)

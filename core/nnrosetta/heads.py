@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
 
 import torch
 
-from .accessors import normalize_index
-from .attention import declared_spec
+from .accessors import module_at, normalize_index
+from .attention import attention_module, declared_spec
 from .errors import AccessorAssignmentError, CapabilityError, LayerIndexError, ShapeError
 from .points import Argument, Point
 from .source_points import Reached, position, reach
@@ -45,8 +45,16 @@ def heads_spec(model: "StandardizedTransformer", what: str) -> HeadsSpec:
     return declared_spec(model, "heads", what, "per-head values", "`model.attentions_output[i]`")
 
 
+def output_projection(model: "StandardizedTransformer", index: int, spec: HeadsSpec) -> "Envoy":
+    """The output projection: a path from ``self_attn``, or from the layer when the spec names a ``module``."""
+    layer = normalize_index(index, model.num_layers, "layer", "num_layers")
+    base = model.layers[layer] if spec.module else model.layers[layer].self_attn
+    return module_at(base, spec.output_projection)
+
+
 def _attention(model: "StandardizedTransformer", index: int) -> "Envoy":
-    return model.layers[normalize_index(index, model.num_layers, "layer", "num_layers")].self_attn
+    layer = normalize_index(index, model.num_layers, "layer", "num_layers")
+    return attention_module(model, layer, model.adapter.heads)
 
 
 def _check_written(name: str, index: int, current: torch.Tensor, value: Any, layout: str) -> None:
@@ -190,7 +198,7 @@ class HeadsOutput:
 
     def _projection(self, index: int) -> "Envoy":
         spec = heads_spec(self._model, f"heads_output[{index}]")
-        return getattr(_attention(self._model, index), spec.output_projection)
+        return output_projection(self._model, index, spec)
 
     def _heads_shape(self, flat: torch.Tensor) -> tuple[int, ...]:
         return (*flat.shape[:-1], self._model.num_heads, flat.shape[-1] // self._model.num_heads)

@@ -63,13 +63,23 @@ class AttentionSpec:
             Called("nn.functional.dropout"))``: inside the eager attention function,
             the dropout (the identity in eval mode). See `nnrosetta.conventions`.
         refuse: optional ``(config) -> reason`` for configs that bypass that code.
+        module: path from the layer to the module whose forward holds the point, where
+            that is not the layer's ``self_attn`` (a `Span` attention: BERT's
+            ``attention.self``); None means ``self_attn``.
+        flat_heads: the value is stored as (batch * heads, q, k); it is served as
+            (batch, heads, q, k) and written back flat.
     """
 
     probabilities: Point
     refuse: Optional[Refusal] = None
+    module: Optional[str] = None
+    flat_heads: bool = False
 
     def problems(self) -> list[str]:
-        return points.problems(self.probabilities, "probabilities") + _refusal_problems(self.refuse)
+        found = points.problems(self.probabilities, "probabilities") + _refusal_problems(self.refuse)
+        if self.module is not None and (not isinstance(self.module, str) or not self.module):
+            found.append(f"`module` must be a module path from the layer, got {self.module!r}")
+        return found
 
 
 #: How a fused projection lays out queries, keys and values along its last dimension.
@@ -104,6 +114,9 @@ class HeadsSpec:
         queries, keys, values: points (see `nnrosetta.points`).
         fused_projection, fused_layout: the fused alternative.
         refuse: optional ``(config) -> reason`` for configs that bypass that code.
+        module: path from the layer to the module whose forward holds the points (and
+            the fused projection), where that is not ``self_attn`` (a `Span` attention);
+            then ``output_projection`` is a path from the layer. None means ``self_attn``.
     """
 
     output_projection: str
@@ -115,6 +128,7 @@ class HeadsSpec:
     fused_layout: str = "blocks"
     refuse: Optional[Refusal] = None
     seq_first: tuple[str, ...] = ()
+    module: Optional[str] = None
     call_arguments: tuple[int, int, int, int] = (1, 2, 3, 4)
 
     def problems(self) -> list[str]:

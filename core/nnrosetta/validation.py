@@ -13,6 +13,7 @@ import torch
 
 from .adapter import LAYER_MODULES, ROOT_MODULES
 from .errors import RenamingError
+from .attention import attention_module
 from .source_points import verify_first_level
 
 if TYPE_CHECKING:
@@ -84,9 +85,8 @@ def _has_path(envoy, path: str) -> bool:
 def check_points(model: "StandardizedTransformer") -> None:
     """Every declared point's first-level part exists in layer 0's attention forward (else SourceLabelError)."""
     adapter = model.adapter
-    if model.num_layers == 0 or "self_attn" in adapter.spans:
+    if model.num_layers == 0:
         return
-    attention = model.layers[0].self_attn
     served = lambda spec: spec is not None and not (spec.refuse and spec.refuse(model.config))  # noqa: E731
     declared = []
     if served(adapter.attention):
@@ -98,7 +98,10 @@ def check_points(model: "StandardizedTransformer") -> None:
         if heads.fused_projection is None:
             declared += [(f"heads.{name}", getattr(heads, name)) for name in ("queries", "keys", "values")]
     for field, point in declared:
-        verify_first_level(attention, point, adapter, field)
+        spec = adapter.attention if field.startswith("attention.") else heads
+        if spec.module is None and "self_attn" in adapter.spans:
+            continue  # a span attention names the module its points are in, or declares none
+        verify_first_level(attention_module(model, 0, spec), point, adapter, field)
 
 
 def check_shapes(model: "StandardizedTransformer") -> None:

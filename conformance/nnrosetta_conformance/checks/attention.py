@@ -14,7 +14,7 @@ import torch
 
 from nnrosetta.attention import attention_implementation
 from nnrosetta.capabilities import Capability
-from nnrosetta.heads import attention_call
+from nnrosetta.heads import attention_call, output_projection
 
 from .base import CheckSkipped, Probe, check, current_probe, expect, model_device, where_differs
 
@@ -196,7 +196,7 @@ def heads(model: "StandardizedTransformer") -> None:
     for index in range(model.num_layers if by_call else 0):
         _projections_feed_attention(model, seen, index)
     for index, (heads_output, attention_output) in outputs.items():
-        module = getattr(model.layers[index].self_attn, projection)._module
+        module = output_projection(model, index, model.adapter.heads)._module
         with torch.no_grad():
             projected = module(heads_output.reshape(batch, seq, heads_count * head_dim))
         expect(
