@@ -8,13 +8,14 @@ embedding (GPT-J's interleaved ``rotate_every_two``) covers only the first
 ``rotary_dim`` dimensions of each head.
 
 Attention probabilities are served (the eager attention function's dropout
-output). Per-head values are not declared, for the reasons in `NO_HEADS` and
-`CODEGEN_NO_HEADS`.
+output), and per-head queries, keys, values and head outputs from the forward's
+own ``query``/``key``/``value`` assignments (CodeGen's forward unpicks its
+model-parallel shards of ``qkv_proj`` into the same names).
 """
 
 from __future__ import annotations
 
-from nnrosetta import Adapter, ConfigKeys, Residual, Variant, conventions, hookimpl
+from nnrosetta import Adapter, Assigned, ConfigKeys, HeadsSpec, Residual, Variant, conventions, hookimpl
 
 NNROSETTA_CONTRACT = 2
 
@@ -27,18 +28,17 @@ RENAME = {
     "attn": "self_attn",
 }
 
-#: Why GPT-J declares no `HeadsSpec`.
-NO_HEADS = (
-    "per-head values are not declared: before rotary this forward holds queries and keys as "
-    "(batch, seq, heads, head_dim) (`self.q_proj(h).view(...)`, transposed only after rotary), and a HeadsSpec "
-    "point must be (batch, heads, seq, head_dim); there is no fused projection to split either"
-)
-
-#: Why CodeGen declares no `HeadsSpec`.
-CODEGEN_NO_HEADS = (
-    "per-head values are not declared: `qkv_proj` is laid out per model-parallel shard (4 shards, each "
-    "[queries | values | keys] of its heads), which neither fused layout ('blocks', 'per_head') describes, "
-    "and the per-head assignments before rotary are (batch, seq, heads, head_dim), not (batch, heads, seq, head_dim)"
+#: Per-head values at the forward's own assignments: ``query``/``key`` (batch, seq, heads, head_dim,
+#: transposed only after rotary) before the first rotary call, or before the attention call when
+#: ``rotary_dim`` is None and whole heads are rotated; ``value`` is already (batch, heads, seq, head_dim).
+#: CodeGen splits its sharded ``qkv_proj`` into the same three names, so one declaration serves both.
+HEADS = HeadsSpec(
+    output_projection="out_proj",
+    attention_call=conventions.ATTENTION_CALL,
+    queries=Assigned("query", before=(conventions.ROTARY_CALL, conventions.ATTENTION_CALL)),
+    keys=Assigned("key", before=(conventions.ROTARY_CALL, conventions.ATTENTION_CALL)),
+    values=Assigned("value", before=conventions.ATTENTION_CALL),
+    seq_first=("queries", "keys"),
 )
 
 #: GPT-J-shaped: 4 heads of 16, rotary on the first quarter of each head (GPT-J 6B: 64 of 256).
@@ -57,16 +57,16 @@ GPTJ = Adapter(
         vocab_size="vocab_size",
     ),
     attention=conventions.ATTENTION,
+    heads=HEADS,
     residual=Residual(kind="parallel"),
     tiny_config=TINY,
     variants={
-        "gptj": Variant(notes=NO_HEADS),
         # 8 heads of 16: two heads in each of the 4 model-parallel shards of qkv_proj.
-        "codegen": Variant(tiny_config={"n_embd": 128, "n_head": 8, "n_ctx": 128}, notes=CODEGEN_NO_HEADS),
+        "codegen": Variant(tiny_config={"n_embd": 128, "n_head": 8, "n_ctx": 128}),
     },
     description=(
         "GPT-J and CodeGen: transformer.h[i].{attn,mlp}, transformer.ln_f, transformer.wte; parallel attention "
-        "and MLP from one ln_1, partial rotary. Attention probabilities; no per-head values."
+        "and MLP from one ln_1, partial rotary. Attention probabilities and per-head values."
     ),
 )
 

@@ -5,9 +5,10 @@
 - Partial rotary: the attention probabilities are those of queries and keys rotated
   (interleaved, ``rotate_every_two``) on the first ``rotary_dim`` dimensions only;
   rotating whole heads gives other probabilities.
-- CodeGen's ``qkv_proj`` is laid out per model-parallel shard ([queries | values |
-  keys] of each shard's heads): neither fused layout the core knows yields the values
-  the attention uses, which is why the adapter declares no heads.
+- Per-head values are the forward's own ``query``/``key``/``value``, read seq-first
+  before rotary: GPT-J's are its three projections split into heads; CodeGen's
+  ``qkv_proj`` is laid out per model-parallel shard ([queries | values | keys] of
+  each shard's heads), which neither fused layout the core knows would split.
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ import pytest
 import torch
 from transformers.models.gptj.modeling_gptj import apply_rotary_pos_emb, create_sinusoidal_positions
 
-from nnrosetta import Argument, StandardizedTransformer, conventions
-from nnrosetta.source_points import reach
+from nnrosetta import StandardizedTransformer
 from nnrosetta_conformance.tiny import build_tiny
 
 PROMPTS = ["The cat sat on the mat and the dog slept", "Paris is"]
@@ -82,29 +82,44 @@ def test_attention_probabilities_follow_rotary_on_the_first_rotary_dim_dimension
             assert not torch.allclose(probabilities, whole_heads, atol=1e-3, rtol=0), layer
 
 
-def test_codegen_qkv_proj_is_laid_out_per_model_parallel_shard():
-    hf, model = _load("codegen")
-    assert model.adapter.heads is None
-    for layer in range(model.num_layers):  # instrument every attention forward before tracing
-        model.layers[layer].self_attn.source
-    heads, head_dim, hidden = model.num_heads, model.head_dim, model.hidden_size
-    shards = hf.transformer.h[0].attn.mp_num
-    assert heads % shards == 0 and heads // shards > 1  # several heads per shard: the layout shows
-    received_at = Argument(conventions.ATTENTION_CALL, 3)  # the values the attention function receives
+def _saved_heads(model):
     saved = {}
     with torch.no_grad(), model.trace(PROMPTS):
         for layer in range(model.num_layers):
-            attention = model.layers[layer].self_attn
             saved[layer] = (
-                attention.qkv_proj.output.save(),
-                reach(attention, received_at, model.adapter, "test").value.save(),
+                model.attentions_input[layer].save(),
+                model.queries[layer].save(),
+                model.keys[layer].save(),
+                model.values[layer].save(),
             )
-    for layer, (fused, received) in saved.items():
-        leading = fused.shape[:-1]
-        local = hidden // shards
-        _, values, _ = fused.view(*leading, shards, 3 * local).split(local, dim=-1)
-        by_shard = values.reshape(*leading, heads, head_dim).transpose(1, 2)
-        assert torch.equal(by_shard, received), layer
+    return saved
+
+
+def test_gptj_heads_are_the_projections_split_by_hand_before_rotary():
+    hf, model = _load("gptj")
+    for layer, (attention_input, queries, keys, values) in _saved_heads(model).items():
+        attention = hf.transformer.h[layer].attn
+        split = lambda x: x.view(*x.shape[:-1], model.num_heads, model.head_dim).transpose(1, 2)  # noqa: E731
+        with torch.no_grad():
+            assert torch.equal(queries, split(attention.q_proj(attention_input))), layer
+            assert torch.equal(keys, split(attention.k_proj(attention_input))), layer
+            assert torch.equal(values, split(attention.v_proj(attention_input))), layer
+
+
+def test_codegen_heads_unpick_qkv_proj_per_model_parallel_shard():
+    hf, model = _load("codegen")
+    heads, head_dim, hidden = model.num_heads, model.head_dim, model.hidden_size
+    shards = hf.transformer.h[0].attn.mp_num
+    assert heads % shards == 0 and heads // shards > 1  # several heads per shard: the layout shows
+    for layer, (attention_input, queries, keys, values) in _saved_heads(model).items():
+        with torch.no_grad():
+            fused = hf.transformer.h[layer].attn.qkv_proj(attention_input)
+        leading, local = fused.shape[:-1], hidden // shards
+        query, value, key = fused.view(*leading, shards, 3 * local).split(local, dim=-1)
+        by_shard = lambda x: x.reshape(*leading, heads, head_dim).transpose(1, 2)  # noqa: E731
+        assert torch.equal(queries, by_shard(query)), layer
+        assert torch.equal(keys, by_shard(key)), layer
+        assert torch.equal(values, by_shard(value)), layer
         blocks = fused[..., 2 * hidden :].reshape(*leading, heads, head_dim).transpose(1, 2)
         per_head = fused.view(*leading, heads, 3, head_dim)[..., 2, :].transpose(1, 2)
-        assert not torch.allclose(blocks, received) and not torch.allclose(per_head, received), layer
+        assert not torch.allclose(blocks, values) and not torch.allclose(per_head, values), layer
