@@ -165,3 +165,28 @@ def test_verbose_shows_the_traceback(capsys) -> None:
     assert code == 2
     assert "Traceback (most recent call last)" in captured.err
     assert "UnsupportedArchitectureError" in captured.err
+
+
+def test_adapters_lists_each_type_with_what_its_variant_changes(capsys) -> None:
+    """`nnrosetta adapters --json` gives every claimed type its merged capabilities, and refusals their reason."""
+    from nnrosetta import Adapter, Registry, Variant, hookimpl
+    from nnrosetta.cli import adapters as adapters_command
+
+    class Plugin:
+        @hookimpl
+        def register_adapters(self, register):
+            register(Adapter(
+                name="fam", model_types=("a", "b", "c"), rename={"model.layers": "layers"},
+                variants={"b": Variant(notes="b differs"), "c": Variant(unsupported="c cannot be served: no layers")},
+            ))
+
+    registry = Registry(autoload=False)
+    registry.register_plugin(Plugin(), name="fam-plugin")
+    data = adapters_command.describe(registry)
+    (family,) = data["adapters"]
+    types = {entry["model_type"]: entry for entry in family["types"]}
+    assert types["a"]["served"] and types["a"]["notes"] == ""
+    assert types["b"]["notes"] == "b differs"
+    assert not types["c"]["served"] and types["c"]["refused"] == "c cannot be served: no layers"
+    lines = adapters_command._variant_lines(family)
+    assert lines == {"b": "b differs", "c": "refused: c cannot be served: no layers"}

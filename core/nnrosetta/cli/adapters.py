@@ -46,9 +46,12 @@ def describe(registry: Registry) -> dict[str, Any]:
                 "known_broken": dict(a.known_broken),
                 "priority": a.priority,
                 "description": a.description,
+                "residual": a.residual.kind,
+                "types": [_type_entry(a, t) for t in a.model_types],
             }
             for a in adapters
         ],
+        "name_conflicts": {name: list(plugins) for name, plugins in registry.name_conflicts.items()},
         "conflicts": {t: [a.name for a in claim] for t, claim in registry.conflicts().items()},
         "broken": [
             {"name": b.name, "distribution": b.distribution, "version": b.version, "error": b.error}
@@ -56,6 +59,47 @@ def describe(registry: Registry) -> dict[str, Any]:
         ],
         "autoload": registry.autoload,
     }
+
+
+def _type_entry(adapter: Any, model_type: str) -> dict[str, Any]:
+    """What one claimed model type gets once its variant is merged in."""
+    merged = adapter.for_type(model_type)
+    return {
+        "model_type": model_type,
+        "served": merged.unsupported is None,
+        "refused": merged.unsupported,
+        "capabilities": sorted(c.value for c in merged.capabilities),
+        "residual": merged.residual.kind,
+        "spans": {name: f"{span.start} ... {span.end}" for name, span in merged.spans.items()},
+        "absent": dict(merged.absent),
+        "known_broken": dict(merged.known_broken),
+        "notes": merged.notes,
+    }
+
+
+def _variant_lines(adapter: dict[str, Any]) -> dict[str, str]:
+    """One line per type that differs from the family: its capabilities, layout, notes, or refusal."""
+    lines = {}
+    for entry in adapter["types"]:
+        if not entry["served"]:
+            lines[entry["model_type"]] = f"refused: {entry['refused']}"
+            continue
+        parts = []
+        if entry["capabilities"] != adapter["capabilities"]:
+            parts.append("capabilities: " + (", ".join(entry["capabilities"]) or "-"))
+        if entry["spans"]:
+            parts.append("spans: " + ", ".join(f"{k} = {v}" for k, v in entry["spans"].items()))
+        if entry["absent"]:
+            parts.append("absent: " + ", ".join(entry["absent"]))
+        if entry["residual"] != adapter["residual"]:
+            parts.append(f"residual: {entry['residual']}")
+        if entry["known_broken"] and entry["known_broken"] != adapter["known_broken"]:
+            parts.append("known broken: " + ", ".join(entry["known_broken"]))
+        if entry["notes"]:
+            parts.append(entry["notes"])
+        if parts:
+            lines[entry["model_type"]] = "; ".join(parts)
+    return lines
 
 
 def run(args: argparse.Namespace, registry: Registry | None = None) -> int:
@@ -77,6 +121,9 @@ def run(args: argparse.Namespace, registry: Registry | None = None) -> int:
     for model_type, names in data["conflicts"].items():
         out.print()
         out.print(Text.assemble(("conflict: ", "yellow"), f"{model_type} is claimed by {', '.join(names)} with equal priority"))
+    for name, plugins in data["name_conflicts"].items():
+        out.print()
+        out.print(Text.assemble(("conflict: ", "yellow"), f"adapter name {name} is declared by {' and '.join(plugins)}; neither is served"))
     for broken in data["broken"]:
         out.print()
         out.print(Text.assemble(("broken plugin: ", "red"), f"{broken['name']} ({broken['distribution']} {broken['version']})"))
@@ -90,10 +137,16 @@ def run(args: argparse.Namespace, registry: Registry | None = None) -> int:
 def _adapter_block(adapter: dict[str, Any]) -> Group:
     """One adapter as a heading and labelled lines: wraps at word boundaries at any width."""
     heading = Text.assemble((adapter["name"], "bold cyan"), "  ", adapter["plugin"])
+    served = [t["model_type"] for t in adapter["types"] if t["served"]]
+    refused = [t["model_type"] for t in adapter["types"] if not t["served"]]
     fields = {
-        "model types": ", ".join(adapter["model_types"]) or "-",
+        "model types": ", ".join(served) or "-",
         "capabilities": ", ".join(adapter["capabilities"]) or "-",
     }
+    if refused:
+        fields["refused types"] = ", ".join(refused)
+    if adapter["residual"] != "sequential":
+        fields["residual"] = adapter["residual"]
     if adapter["model_classes"]:
         fields["model classes"] = ", ".join(adapter["model_classes"])
     if adapter["known_broken"]:
@@ -102,7 +155,11 @@ def _adapter_block(adapter: dict[str, Any]) -> Group:
         fields["priority"] = str(adapter["priority"])
     if adapter["description"]:
         fields["notes"] = adapter["description"]
-    return Group(heading, _fields(fields))
+    variants = _variant_lines(adapter)
+    parts = [heading, _fields(fields)]
+    if variants:
+        parts += [Text("  per type (what differs from the family):", style="dim"), _fields(variants)]
+    return Group(*parts)
 
 
 def _fields(fields: dict[str, str]) -> Group:
