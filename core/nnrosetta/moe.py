@@ -76,7 +76,8 @@ class RouterLogits(_LayerView):
     def __getitem__(self, index: int) -> torch.Tensor:
         layer = self._layer(index)
         spec = self._model._moe_spec(self.name)
-        logits = self._router_output(layer)[spec.position("logits")]
+        output = self._router_output(layer)
+        logits = output if spec.bare_logits else output[spec.position("logits")]
         batch, seq = self._batch_seq(layer)
         return logits.reshape(batch, seq, logits.shape[-1])
 
@@ -88,6 +89,60 @@ class RouterLogits(_LayerView):
         )
 
 
+class _TopKSite:
+    """Where a layer's top-k lives, read and written in the family's own form.
+
+    Three forms (`MoESpec.router_returns`): weights and indices in the router's output
+    tuple; a dense (tokens, num_experts) weight matrix in it (zero off the chosen
+    experts); or the experts module's call arguments (`MoESpec.top_k_at_experts`).
+    """
+
+    def __init__(self, view: "_LayerView", layer: int) -> None:
+        self._view = view
+        self._spec = view._model._moe_spec(view.name)
+        self._layer = layer
+
+    def _envoy(self) -> "Envoy":
+        path = self._spec.experts if self._spec.top_k_at_experts else self._spec.router
+        return _child(self._view._mlp(self._layer), path)
+
+    def read(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Flat ``(indices, weights)`` as the family holds them, (tokens, k)."""
+        spec = self._spec
+        if spec.top_k_at_experts:
+            args = self._envoy().inputs[0]
+            return args[spec.top_k_at_experts[0]], args[spec.top_k_at_experts[1]]
+        output = self._envoy().output
+        if "dense_weights" in spec.router_returns:
+            dense = output[spec.position("dense_weights")]
+            indices = dense.topk(self._view._model.experts_per_token, dim=-1).indices
+            return indices, dense.gather(-1, indices)
+        return output[spec.position("indices")], output[spec.position("weights")]
+
+    def write(self, indices: torch.Tensor, weights: torch.Tensor, like: tuple[torch.Tensor, torch.Tensor]) -> None:
+        """Hand the block ``indices`` and ``weights`` (shaped as ``like``) in the family's form."""
+        spec = self._spec
+        indices = indices.reshape(like[0].shape).to(like[0])
+        weights = weights.reshape(like[1].shape).to(like[1])
+        envoy = self._envoy()
+        if spec.top_k_at_experts:
+            args, kwargs = envoy.inputs
+            replaced = list(args)
+            replaced[spec.top_k_at_experts[0]] = indices
+            replaced[spec.top_k_at_experts[1]] = weights
+            envoy.inputs = (tuple(replaced), kwargs)
+            return
+        replaced = list(envoy.output)
+        if "dense_weights" in spec.router_returns:
+            dense = replaced[spec.position("dense_weights")]
+            # Summed, so two slots naming one expert add up, as in the other forms.
+            replaced[spec.position("dense_weights")] = torch.zeros_like(dense).scatter_add(-1, indices, weights)
+        else:
+            replaced[spec.position("indices")] = indices
+            replaced[spec.position("weights")] = weights
+        envoy.output = tuple(replaced)
+
+
 class RouterTopK(_LayerView):
     """``router_top_k[i]``: the experts chosen per token in layer i and their weights, (batch, seq, k)."""
 
@@ -95,20 +150,15 @@ class RouterTopK(_LayerView):
 
     def __getitem__(self, index: int) -> TopK:
         layer = self._layer(index)
-        spec = self._model._moe_spec(self.name)
-        output = self._router_output(layer)
+        indices, weights = _TopKSite(self, layer).read()
         batch, seq = self._batch_seq(layer)
-        indices = output[spec.position("indices")]
-        weights = output[spec.position("weights")]
         return TopK(indices.reshape(batch, seq, -1), weights.reshape(batch, seq, -1))
 
     def __setitem__(self, index: int, value: Any) -> None:
         layer = self._layer(index)
-        spec = self._model._moe_spec(self.name)
-        output = self._router_output(layer)
+        site = _TopKSite(self, layer)
+        old_indices, old_weights = site.read()
         batch, seq = self._batch_seq(layer)
-        old_indices = output[spec.position("indices")]
-        old_weights = output[spec.position("weights")]
         expected = (batch, seq, old_indices.shape[-1])
         indices, weights = _unpack_top_k(value, index, expected)
         for what, tensor in (("indices", indices), ("weights", weights)):
@@ -126,10 +176,7 @@ class RouterTopK(_LayerView):
                 f"router_top_k[{index}] indices hold expert {int(indices.min())}..{int(indices.max())}, "
                 f"out of range: layer {layer} has num_experts={num_experts}; use 0..{num_experts - 1}."
             )
-        replaced = list(output)
-        replaced[spec.position("indices")] = indices.reshape(old_indices.shape).to(old_indices)
-        replaced[spec.position("weights")] = weights.reshape(old_weights.shape).to(old_weights)
-        _child(self._mlp(layer), spec.router).output = tuple(replaced)
+        site.write(indices, weights, (old_indices, old_weights))
 
 
 def _unpack_top_k(value: Any, index: int, expected: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -240,6 +287,13 @@ class MixtureOfExpertsInterface:
         return bool(getattr(self.config, flag, False)) if isinstance(flag, str) else flag
 
     @property
+    def top_k_scale(self) -> float:
+        """What the chosen weights sum to when renormalised: 1, or the family's scaling factor."""
+        key = self._moe_spec("top_k_scale").top_k_scale_key
+        value = self._config_value(key) if key is not None else None
+        return 1.0 if value is None else float(value)
+
+    @property
     def moe_layers(self) -> list[int]:
         """Indices of the layers whose ``mlp`` is a routed MoE block (some families mix in dense ones)."""
         router = self._moe_spec("moe_layers").router
@@ -297,7 +351,8 @@ class MixtureOfExpertsInterface:
         """Inside a trace, let no token of ``layer`` take anything from ``experts``.
 
         Each token keeps its other chosen experts; their weights are renormalised to
-        sum to 1 where the family does so (`normalizes_top_k`), else left as they are.
+        sum to 1 (or `top_k_scale`) where the family does so (`normalizes_top_k`), else
+        left as they are.
         A slot that chose an ablated expert keeps its index with weight 0: the family's
         fused kernels then group tokens exactly as before, so tokens that chose none of
         ``experts`` are computed bit for bit as without the ablation (pointing the slot
@@ -317,5 +372,7 @@ class MixtureOfExpertsInterface:
         if self.normalizes_top_k:
             total = weights.sum(dim=-1, keepdim=True)
             renormalised = torch.where(total > 0, weights / total.clamp_min(torch.finfo(weights.dtype).tiny), weights)
+            if self.top_k_scale != 1.0:
+                renormalised = renormalised * self.top_k_scale
             weights = torch.where(hit.any(dim=-1, keepdim=True), renormalised, top.weights)
         self.router_top_k[layer] = (top.indices, weights)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Callable, Optional, Union
 
 from . import points
+from .moe_declarations import ExpertByHand, Routing
 from .points import Called, Point
 
 if TYPE_CHECKING:
@@ -160,6 +161,13 @@ class HeadsSpec:
 #: The names `MoESpec.router_returns` must place, once each, in the router's output tuple.
 ROUTER_OUTPUT_NAMES = ("logits", "weights", "indices")
 
+#: The router output forms `MoESpec.router_returns` may declare (as sorted names).
+ROUTER_OUTPUT_FORMS = {
+    ("indices", "logits", "weights"): "a tuple holding logits, top-k weights and top-k indices",
+    ("dense_weights", "logits"): "a tuple holding logits and (tokens, num_experts) weights, zero off the chosen experts",
+    ("logits",): "the logits tensor alone; the top-k is read at the experts call (top_k_at_experts)",
+}
+
 
 @dataclass(frozen=True)
 class MoESpec:
@@ -167,45 +175,78 @@ class MoESpec:
 
     Fields:
         router: path from the layer's ``mlp`` module to the router module.
-        experts: path from ``mlp`` to the experts module (fused expert weights).
-        router_returns: what the router's output tuple holds, position by position:
-            each of ``"logits"`` (tokens, num_experts), ``"weights"`` (tokens, k) and
-            ``"indices"`` (tokens, k) once; the block routes with the weights and indices.
-        num_experts_key: config attribute holding the number of routed experts.
-        experts_per_token_key: config attribute holding k, the experts each token uses.
+        experts: path from ``mlp`` to the experts module (stacked expert weights).
+        router_returns: what the router's output holds, position by position, one of
+            `ROUTER_OUTPUT_FORMS`: ``"logits"`` (tokens, num_experts), ``"weights"`` and
+            ``"indices"`` (tokens, k); or ``"logits"`` with ``"dense_weights"`` (tokens,
+            num_experts), zero off the chosen experts (Llama 4); or ``("logits",)``: the
+            router returns the logits tensor alone (DBRX).
+        top_k_at_experts: positions ``(indices, weights)`` of the top-k in the experts
+            module's call, when the router does not return them; the top-k is then read
+            and written there.
+        num_experts_key: config key (dotted for nested configs, or ``(config) -> int``)
+            holding the number of experts a token can be routed to.
+        experts_per_token_key: config key (or function) holding k, the experts each token uses.
         normalize_top_k: whether the family renormalises the k chosen weights to sum
             to 1; a bool, the name of the config attribute that says so, or a function
             ``(config) -> bool``. Expert ablation renormalises the remaining weights
             exactly when this is true.
+        top_k_scale_key: config key (or ``(config) -> float``) of a factor the chosen
+            weights are multiplied by after renormalisation (DeepSeek V3's
+            ``routed_scaling_factor``): they then sum to it, and ablation keeps that sum.
         shared_experts: path from ``mlp`` to an always-on shared expert, if the family has one.
+        routing: how the experts are chosen from the logits (`Routing`), so the suite
+            can recompute the choice.
+        expert_by_hand: how one routed expert computes (`ExpertByHand`), so the suite
+            can compute it without the family's code.
+        zero_experts_key: config key holding the number of zero-computation experts
+            (LongCat): indices num_experts - zero .. num_experts - 1 return their input
+            unchanged (times the weight) and have no parameters.
     """
 
     router: str = "gate"
     experts: str = "experts"
     router_returns: tuple[str, ...] = ROUTER_OUTPUT_NAMES
-    num_experts_key: str = "num_local_experts"
-    experts_per_token_key: str = "num_experts_per_tok"
+    top_k_at_experts: Optional[tuple[int, int]] = None
+    num_experts_key: Union[str, Callable[["PretrainedConfig"], int]] = "num_local_experts"
+    experts_per_token_key: Union[str, Callable[["PretrainedConfig"], int]] = "num_experts_per_tok"
     normalize_top_k: Union[bool, str, Callable[["PretrainedConfig"], bool]] = True
+    top_k_scale_key: Union[None, str, Callable[["PretrainedConfig"], float]] = None
     shared_experts: Optional[str] = None
+    routing: Routing = Routing()
+    expert_by_hand: ExpertByHand = ExpertByHand()
+    zero_experts_key: Optional[str] = None
 
     def problems(self) -> list[str]:
         """What is malformed in this declaration (empty when it is well formed)."""
         found = []
-        if sorted(self.router_returns) != sorted(ROUTER_OUTPUT_NAMES):
+        form = tuple(sorted(self.router_returns))
+        if form not in ROUTER_OUTPUT_FORMS or len(set(self.router_returns)) != len(self.router_returns):
             found.append(
-                f"router_returns is {tuple(self.router_returns)!r}; it must name each of "
-                f"{', '.join(ROUTER_OUTPUT_NAMES)} exactly once, in the order the router returns them"
+                f"router_returns is {tuple(self.router_returns)!r}; it must be one of these forms, in the "
+                f"order the router returns them: {'; '.join(f'{k} ({v})' for k, v in ROUTER_OUTPUT_FORMS.items())}"
             )
-        for name in ("router", "experts", "num_experts_key", "experts_per_token_key"):
+        if form == ("logits",) and self.top_k_at_experts is None:
+            found.append("router_returns=('logits',) needs top_k_at_experts=(indices position, weights position)")
+        for name in ("router", "experts"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name):
                 found.append(f"{name} must be a non-empty string, got {getattr(self, name)!r}")
+        for name in ("num_experts_key", "experts_per_token_key"):
+            value = getattr(self, name)
+            if not callable(value) and (not isinstance(value, str) or not value):
+                found.append(f"{name} must be a config key or (config) -> int, got {value!r}")
         if not isinstance(self.normalize_top_k, (bool, str)) and not callable(self.normalize_top_k):
             found.append(f"normalize_top_k must be a bool, a config key or (config) -> bool, got {self.normalize_top_k!r}")
-        return found
+        return found + self.routing.problems() + self.expert_by_hand.problems()
 
     def position(self, name: str) -> int:
-        """Where ``name`` (logits, weights or indices) sits in the router's output tuple."""
+        """Where ``name`` (logits, weights, indices, dense_weights) sits in the router's output."""
         return self.router_returns.index(name)
+
+    @property
+    def bare_logits(self) -> bool:
+        """Whether the router returns the logits tensor alone, not a tuple."""
+        return tuple(self.router_returns) == ("logits",)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import torch
 
 from nnrosetta.capabilities import Capability
+from nnrosetta.moe_declarations import ExpertByHand, Routing
 
 from .base import CheckFailure, check, current_probe, expect
 
@@ -25,32 +26,54 @@ def _inputs(model: "StandardizedTransformer") -> dict[str, torch.Tensor]:
     return current_probe(model).inputs(model.device)
 
 
-def _fused_linear(experts: Any, x: torch.Tensor, name: str, index: int) -> torch.Tensor:
-    weight = getattr(experts, name)[index]
-    out = x @ weight if getattr(experts, "is_transposed", False) else x @ weight.T
-    if getattr(experts, "has_bias", False):
-        out = out + getattr(experts, f"{name}_bias")[index]
+def _parameter(experts: Any, name: str, index: int, rows: Optional[int]) -> torch.Tensor:
+    tensor = getattr(experts, name)
+    if rows is not None:
+        return tensor.reshape(-1, rows, tensor.shape[-1])[index]
+    return tensor[index]
+
+
+def _apply(experts: Any, how: ExpertByHand, x: torch.Tensor, name: str, index: int,
+           transposed: bool, rows: Optional[int] = None) -> torch.Tensor:
+    weight = _parameter(experts, name, index, rows)
+    out = x @ weight if transposed else x @ weight.T
+    if how.bias_suffix is not None:
+        out = out + getattr(experts, f"{name}{how.bias_suffix}")[index]
     return out
 
 
-def expert_by_hand(experts: Any, index: int, hidden: torch.Tensor) -> torch.Tensor:
-    """Expert ``index`` of a transformers fused-experts module applied to (tokens, hidden) states.
+def expert_by_hand(experts: Any, how: ExpertByHand, index: int, hidden: torch.Tensor,
+                   ffn_rows: Optional[int] = None) -> torch.Tensor:
+    """Expert ``index`` applied to (tokens, hidden) states, computed from the adapter's declaration.
 
-    Written from the layout transformers 5 gives every fused experts module
-    (``gate_up_proj`` / ``up_proj`` and ``down_proj`` stacked over experts, with the
-    ``has_gate``, ``has_bias`` and ``is_transposed`` flags), not from the module's forward.
+    Reads only the stacked parameters the declaration names (`ExpertByHand`), never
+    the experts module's forward or its private methods.
     """
-    if not hasattr(experts, "down_proj"):
+    missing = [n for n in (how.gate_up, how.gate, how.up, how.down) if n is not None and not hasattr(experts, n)]
+    if missing:
         raise CheckFailure(
-            f"moe_routing computes an expert by hand from transformers' fused expert weights "
-            f"(down_proj, gate_up_proj or up_proj), but {type(experts).__name__} has none; "
-            f"the adapter's MoESpec.experts should point at the fused experts module."
+            f"moe_routing computes an expert by hand from the parameters the adapter's "
+            f"MoESpec.expert_by_hand names, but {type(experts).__name__} has no {missing}; "
+            f"point MoESpec.experts at the module holding them or fix expert_by_hand."
         )
-    if getattr(experts, "has_gate", True):
-        hidden = experts._apply_gate(_fused_linear(experts, hidden, "gate_up_proj", index))
+    transposed = how.transposed
+    if how.gate_up is not None:
+        fused = _apply(experts, how, hidden, how.gate_up, index, transposed, None if ffn_rows is None else 2 * ffn_rows)
+        if how.interleaved:
+            first, second = fused[..., ::2], fused[..., 1::2]
+        else:
+            first, second = fused.chunk(2, dim=-1)
+        gate, up = (second, first) if how.up_first else (first, second)
     else:
-        hidden = experts.act_fn(_fused_linear(experts, hidden, "up_proj", index))
-    return _fused_linear(experts, hidden, "down_proj", index)
+        up = _apply(experts, how, hidden, how.up, index, transposed, ffn_rows)
+        gate = None if how.gate is None else _apply(experts, how, hidden, how.gate, index, transposed, ffn_rows)
+    if callable(how.activation):
+        inner = how.activation(experts, gate, up)
+    else:
+        act = getattr(experts, how.activation)
+        inner = act(up) if gate is None else act(gate) * up
+    down_transposed = transposed if how.down_transposed is None else how.down_transposed
+    return _apply(experts, how, inner, how.down, index, down_transposed, ffn_rows)
 
 
 def _experts_module(model: "StandardizedTransformer", layer: int) -> Any:
@@ -58,6 +81,40 @@ def _experts_module(model: "StandardizedTransformer", layer: int) -> Any:
     for part in model.adapter.moe.experts.split("."):
         module = getattr(module, part)
     return module
+
+
+def _mlp_attribute(model: "StandardizedTransformer", layer: int, path: str) -> Any:
+    module = model.layers[layer].mlp._module
+    for part in path.split("."):
+        module = getattr(module, part)
+    return module
+
+
+def chosen_by_declaration(model: "StandardizedTransformer", layer: int, logits: torch.Tensor) -> torch.Tensor:
+    """The experts the declared `Routing` picks from (tokens, num_experts) logits, (tokens, k)."""
+    routing: Routing = model.adapter.moe.routing
+    k = model.experts_per_token
+    scores = logits.float()
+    if routing.scores == "softmax":
+        scores = scores.softmax(dim=-1)
+    elif routing.scores == "sigmoid":
+        scores = scores.sigmoid()
+    if routing.score_bias is not None:
+        bias = _mlp_attribute(model, layer, routing.score_bias)
+        scores = scores + bias.detach().float().reshape(-1).to(scores.device)
+    groups = routing.group_sizes(model.config)
+    if groups is not None and groups[0] > 1:
+        n_group, keep = groups
+        grouped = scores.reshape(scores.shape[0], n_group, -1)
+        if routing.group_score == "top2_sum":
+            group_scores = grouped.topk(2, dim=-1).values.sum(dim=-1)
+        else:
+            group_scores = grouped.max(dim=-1).values
+        kept = torch.zeros_like(group_scores, dtype=torch.bool)
+        kept.scatter_(1, group_scores.topk(keep, dim=-1).indices, True)
+        allowed = kept.unsqueeze(-1).expand_as(grouped).reshape(scores.shape)
+        scores = scores.masked_fill(~allowed, float("-inf"))
+    return scores.topk(k, dim=-1).indices
 
 
 def _check_router_logits(model: "StandardizedTransformer", layers: list[int]) -> dict[int, Any]:
@@ -99,20 +156,23 @@ def _check_router_logits(model: "StandardizedTransformer", layers: list[int]) ->
         )
         real = probe.attention_mask.bool().to(weights.device)
         sums = weights.float().sum(-1)[real]
-        sum_to_one = bool(torch.allclose(sums, torch.ones_like(sums), atol=1e-4))
+        scale = model.top_k_scale
+        sum_to_one = bool(torch.allclose(sums, torch.full_like(sums, scale), atol=1e-4 * scale))
         expect(
             sum_to_one == model.normalizes_top_k,
             f"layer {layer}: the adapter declares normalize_top_k={model.normalizes_top_k}, but the weights the "
-            f"router hands the experts {'do not ' if not sum_to_one else ''}sum to 1 per token (sums "
-            f"{[round(float(v), 4) for v in sums[:6]]}...); fix the MoESpec's normalize_top_k",
+            f"router hands the experts {'do not ' if not sum_to_one else ''}sum to {scale:g} per token (sums "
+            f"{[round(float(v), 4) for v in sums[:6]]}...); fix the MoESpec's normalize_top_k or top_k_scale_key",
         )
-        recomputed = seen.topk(k, dim=-1).indices.sort(dim=-1).values
+        recomputed = chosen_by_declaration(model, layer, seen.reshape(-1, num_experts))
+        recomputed = recomputed.reshape(indices.shape).sort(dim=-1).values
         used = indices.sort(dim=-1).values
         mismatched = int((recomputed != used).any(dim=-1).sum())
         expect(
             mismatched == 0,
-            f"layer {layer}: the top-{k} experts recomputed from routers_output differ from the "
-            f"experts the model used (router_top_k) at {mismatched} token(s)",
+            f"layer {layer}: the top-{k} experts recomputed from routers_output with the declared "
+            f"MoESpec.routing ({model.adapter.moe.routing}) differ from the experts the model used "
+            f"(router_top_k) at {mismatched} token(s)",
         )
     return chosen
 
@@ -160,8 +220,15 @@ def _check_forcing(model: "StandardizedTransformer", layer: int, expert: int) ->
     hidden, forced = _forced_output(model, layer, expert, 1.0)
     _, rest = _forced_output(model, layer, expert, 0.0)
     flat = hidden.reshape(-1, hidden.shape[-1])
+    spec = model.adapter.moe
+    zero = int(model._config_value(spec.zero_experts_key) or 0) if spec.zero_experts_key else 0
     with torch.no_grad():
-        by_hand = expert_by_hand(_experts_module(model, layer), expert, flat).reshape(hidden.shape)
+        if expert >= model.num_experts - zero:
+            by_hand = hidden  # a zero-computation expert hands its input back
+        else:
+            rows = model._config_value(spec.expert_by_hand.flat_rows) if spec.expert_by_hand.flat_rows else None
+            by_hand = expert_by_hand(_experts_module(model, layer), spec.expert_by_hand, expert, flat,
+                                     None if rows is None else int(rows)).reshape(hidden.shape)
     expected = rest + by_hand
     scale = max(1.0, float(expected.abs().max()))
     error = float((forced - expected).abs().max())
@@ -185,5 +252,9 @@ def moe_routing(model: "StandardizedTransformer") -> None:
     layer: Optional[int] = layers[0]
     indices = chosen[layer][0]
     _check_ablation(model, layer, indices)
-    least_used = int(torch.bincount(indices.reshape(-1), minlength=num_experts).argmin())
-    _check_forcing(model, layer, least_used)
+    counts = torch.bincount(indices.reshape(-1), minlength=num_experts)
+    spec = model.adapter.moe
+    zero = int(model._config_value(spec.zero_experts_key) or 0) if spec.zero_experts_key else 0
+    _check_forcing(model, layer, int(counts[: num_experts - zero].argmin()))
+    if zero:
+        _check_forcing(model, layer, num_experts - 1)
