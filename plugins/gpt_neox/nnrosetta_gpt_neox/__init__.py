@@ -13,8 +13,9 @@ the final norm at ``<base>.final_layer_norm`` and the embedding at
 - Rotary embedding covers only ``partial_rotary_factor`` of each head (Pythia:
   0.25); queries and keys are read before it.
 
-GPT-NeoX-Japanese computes attention in its own ``_attn`` method, whose
-probabilities are served; its per-head values are not (see `JAPANESE_NO_HEADS`).
+GPT-NeoX-Japanese computes attention in its own ``_attn(query, key, value, mask)``
+method: its probabilities, and per-head values with ``_attn`` as the attention call
+(``call_arguments=(0, 1, 2, 3)``), are served.
 """
 
 from __future__ import annotations
@@ -75,11 +76,14 @@ JAPANESE_RENAME = {
 #: The probabilities ``_attn`` multiplies the values by: its dropout module's output.
 JAPANESE_ATTENTION = AttentionSpec(probabilities=Inside(Called("self._attn"), Called("self.attention_dropout")))
 
-#: Why GPT-NeoX-Japanese declares no `HeadsSpec`.
-JAPANESE_NO_HEADS = (
-    "per-head values are not declared: the attention calls its own `self._attn(query, key, value, mask)`, "
-    "not transformers' attention interface `(module, query, key, value, mask, scaling=...)`, and a "
-    "HeadsSpec's `attention_call` must have that signature (rotated queries and keys, recomputed patterns)"
+#: The same per-head fused ``query_key_value``; the attention call is the family's own
+#: ``self._attn(query, key, value, attention_mask)``, whose scaling is 1/√head_size (the default).
+JAPANESE_HEADS = HeadsSpec(
+    output_projection="dense",
+    attention_call=Called("self._attn"),
+    fused_projection="query_key_value",
+    fused_layout="per_head",
+    call_arguments=(0, 1, 2, 3),
 )
 
 #: The last layer adds the attention's `dense_bias` outside the attention module.
@@ -103,7 +107,7 @@ GPT_NEOX = Adapter(
         "gpt_neox_japanese": Variant(
             rename=JAPANESE_RENAME,
             attention=JAPANESE_ATTENTION,
-            heads=None,
+            heads=JAPANESE_HEADS,
             residual=Residual(kind="sequential"),
             tiny_config={
                 "intermediate_multiple_size": 2,
@@ -111,7 +115,7 @@ GPT_NEOX = Adapter(
                 "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 1.0},
             },
             known_broken={"residual_sum": JAPANESE_LAST_LAYER_BIAS},
-            notes="sequential residual; attention probabilities from its own _attn; " + JAPANESE_NO_HEADS,
+            notes="sequential residual; attention probabilities and per-head values through its own _attn",
         ),
     },
     description=(

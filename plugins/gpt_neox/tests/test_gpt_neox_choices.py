@@ -8,7 +8,8 @@
 - Partial rotary: only the first quarter of each head is rotated; the rest reaches
   the attention function unchanged.
 - The logit lens through nnrosetta matches one written by hand with HuggingFace hooks.
-- GPT-NeoX-Japanese adds its last attention's ``dense_bias`` outside the attention module.
+- GPT-NeoX-Japanese adds its last attention's ``dense_bias`` outside the attention module;
+  its heads are split the same per-head way and read at its own ``self._attn`` call.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nnrosetta import CapabilityError, StandardizedTransformer
+from nnrosetta import StandardizedTransformer
 from nnrosetta.interventions import logit_lens
 from nnrosetta_conformance.tiny import build_tiny
 
@@ -168,6 +169,27 @@ def test_japanese_last_layer_adds_dense_bias_outside_the_attention_module():
         assert torch.equal(mlp, block.post_attention_layernorm(middle))
         assert torch.equal(layer_output, middle + mlp_output)
         assert not torch.allclose(layer_output, layer_input + attention + mlp_output)
-    with pytest.raises(CapabilityError, match="declares no `heads` spec"):
-        with model.trace(PROMPTS):
-            model.queries[0].save()
+
+
+def test_japanese_heads_are_a_per_head_split_and_rotated_ones_are_what_its_own_attn_receives():
+    hf, tokenizer = build_tiny("gpt_neox_japanese")
+    model = StandardizedTransformer(hf, tokenizer=tokenizer)
+    for layer in range(model.num_layers):
+        model.layers[layer].self_attn.source
+    heads, head_dim = model.num_heads, model.head_dim
+    saved = {}
+    with torch.no_grad(), model.trace(PROMPTS):
+        for layer in range(model.num_layers):
+            saved[layer] = [model.attentions_input[layer].save()] + [
+                getattr(model, name)[layer].save() for name in ("queries", "keys", "values", "rotated_queries")
+            ]
+    for layer, (attention_input, queries, keys, values, rotated) in saved.items():
+        with torch.no_grad():
+            fused = hf.gpt_neox_japanese.layers[layer].attention.query_key_value(attention_input)
+        per_head = fused.view(*fused.shape[:-1], heads, 3, head_dim).transpose(1, 2)
+        assert torch.equal(queries, per_head[..., 0, :]), layer
+        assert torch.equal(keys, per_head[..., 1, :]), layer
+        assert torch.equal(values, per_head[..., 2, :]), layer
+        # rotary over whole heads (partial_rotary_factor 1.0): position 0 is unrotated, later ones move
+        assert torch.equal(rotated[0, :, 0], queries[0, :, 0]), layer  # the longest prompt: no padding
+        assert not torch.allclose(rotated[:, :, 1:], queries[:, :, 1:]), layer
