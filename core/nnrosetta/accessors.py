@@ -46,6 +46,13 @@ def sublayer_site(model: "StandardizedTransformer", layer: int, sublayer: Option
     if sublayer is None:
         return envoy
     adapter = model.adapter
+    if sublayer == "mixer" or getattr(adapter, "layer_kinds", None) is not None:
+        from .layer_kinds import kind_path  # the layer's kind decides which module serves the sublayer
+
+        path = kind_path(model, layer, sublayer, where)
+        if path not in ("self_attn", "mlp"):
+            return module_at(envoy, path)
+        sublayer = path
     if sublayer in adapter.absent:
         raise CapabilityError(
             f"`{sublayer}` is absent from model type {adapter.model_type!r} (adapter {adapter.name!r}, "

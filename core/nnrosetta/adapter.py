@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
 from .capabilities import Capability
 from .errors import InvalidAdapterError
+from .layer_kinds import LayerKinds
 from .specs import AttentionSpec, ConfigKeys, HeadsSpec, MoESpec, Refusal, Residual, Span
 
 if TYPE_CHECKING:
@@ -70,7 +71,7 @@ class Variant:
     Fields (each as on `Adapter`):
         rename: entries merged over the family's map (a value of None removes an entry).
         config_keys: ``{field: key}`` merged over the family's `ConfigKeys`.
-        final_projection, attention, heads, moe, residual: replace the family's
+        final_projection, attention, heads, moe, residual, layer_kinds: replace the family's
             (None drops it for this type: the capability is then not claimed).
         spans, absent, mutated_in_place: merged over the family's.
         tiny_config: merged over the family's tiny config.
@@ -87,6 +88,7 @@ class Variant:
     heads: Any = INHERIT
     moe: Any = INHERIT
     residual: Any = INHERIT
+    layer_kinds: Any = INHERIT
     spans: Mapping[str, Span] = field(default_factory=dict)
     absent: Mapping[str, str] = field(default_factory=dict)
     mutated_in_place: Mapping[str, str] = field(default_factory=dict)
@@ -120,6 +122,9 @@ class Adapter:
         heads: a `HeadsSpec` (per-head queries, keys, values, head outputs);
             declaring it claims `Capability.HEADS`.
         moe: a `MoESpec` for mixture-of-experts families; claims `Capability.MOE`.
+        layer_kinds: a `LayerKinds` for hybrid and recurrent families: each layer's kind
+            (softmax attention, linear attention, state space, ...) read from the config, and
+            where each kind keeps its token mixer and MLP; None: every layer is softmax attention.
         spans: standard sublayer -> `Span` where no single module is that sublayer.
         absent: standard module -> reason, where the family has no such module
             (no final norm in a post-norm model).
@@ -154,6 +159,7 @@ class Adapter:
     attention: Optional[AttentionSpec] = None
     heads: Optional[HeadsSpec] = None
     moe: Optional[MoESpec] = None
+    layer_kinds: Optional[LayerKinds] = None
     spans: Mapping[str, Span] = field(default_factory=dict)
     absent: Mapping[str, str] = field(default_factory=dict)
     residual: Residual = field(default_factory=Residual)
@@ -197,7 +203,7 @@ class Adapter:
             "variants": {},
             "model_type": model_type,
         }
-        for name in ("final_projection", "attention", "heads", "moe", "residual", "refuse"):
+        for name in ("final_projection", "attention", "heads", "moe", "residual", "layer_kinds", "refuse"):
             value = getattr(variant, name)
             if value is not INHERIT:
                 changes[name] = value if value is not None or name != "residual" else Residual()
@@ -284,7 +290,7 @@ class Adapter:
         if self.final_projection is not None and not callable(self.final_projection):
             refuse("final_projection", "is not callable", "Pass a function (model, hidden) -> logits.")
         for field_name, spec_type in (("attention", AttentionSpec), ("heads", HeadsSpec), ("moe", MoESpec),
-                                      ("residual", Residual)):
+                                      ("residual", Residual), ("layer_kinds", LayerKinds)):
             spec = getattr(self, field_name)
             if spec is None:
                 continue

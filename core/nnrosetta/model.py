@@ -27,6 +27,7 @@ from .errors import (
 )
 from .heads import HeadsInterface
 from .loading import class_names, load_tokenizer, read_config, tiny_target
+from .layer_kinds import LayerKindsInterface
 from .moe import MixtureOfExpertsInterface
 from .registry import Registry, default_registry
 from .validation import validate
@@ -45,7 +46,9 @@ class LayerListEnvoy(Envoy):
         )
 
 
-class StandardizedTransformer(AttentionInterface, HeadsInterface, MixtureOfExpertsInterface, TransformersModel):
+class StandardizedTransformer(
+    LayerKindsInterface, AttentionInterface, HeadsInterface, MixtureOfExpertsInterface, TransformersModel
+):
     """A causal language model with one interface whatever its family.
 
     Args:

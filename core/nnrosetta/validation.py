@@ -129,6 +129,10 @@ def check_shapes(model: "StandardizedTransformer") -> None:
 
 
 def validate(model: "StandardizedTransformer") -> None:
+    if model.adapter.layer_kinds is not None:  # hybrid layers: each checked as its declared kind
+        from .layer_kinds import validate_layer_kinds
+
+        return validate_layer_kinds(model)
     check_structure(model)
     check_points(model)
     check_shapes(model)
