@@ -132,6 +132,8 @@ class ConformanceSuite:
     model_types: tuple[str, ...] = ()
     targets: tuple[str, ...] = ()
     checks: Optional[tuple[str, ...]] = None
+    #: Hypothesis-drawn tiny configs (sizes, heads, probes) per type of ``adapters``; 0 runs none.
+    property_examples: int = 0
     #: Set by the built-in suite: the targets come from --nnrosetta-model.
     from_command_line: bool = False
 
@@ -140,6 +142,11 @@ class ConformanceSuite:
 
         session = nnrosetta_sessions.get(nnrosetta_case)
         report_outcome(nnrosetta_case, session.run(CHECKS[nnrosetta_case.check]))
+
+    def test_conformance_on_drawn_configs(self, nnrosetta_drawn: tuple[str, str]) -> None:
+        from .properties import check_drawn_configs
+
+        check_drawn_configs(*nnrosetta_drawn, examples=self.property_examples)
 
 
 def _cases(suite: type, config: pytest.Config) -> list[ConformanceCase]:
@@ -181,7 +188,24 @@ def _cases(suite: type, config: pytest.Config) -> list[ConformanceCase]:
     return cases
 
 
+def _drawn_cases(suite: type) -> list[Any]:
+    if not suite.property_examples or suite.from_command_line:
+        reason = "set property_examples = N on the suite to run the suite on N hypothesis-drawn configs per type"
+        return [pytest.param(None, id="off", marks=pytest.mark.skip(reason=reason))]
+    from nnrosetta.registry import default_registry
+
+    registry = default_registry()
+    return [
+        pytest.param((name, model_type), id=f"{model_type}-drawn")
+        for name in suite.adapters
+        for model_type in registry.adapter(name).tiny_types()
+    ]
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "nnrosetta_drawn" in metafunc.fixturenames:
+        metafunc.parametrize("nnrosetta_drawn", _drawn_cases(metafunc.cls))
+        return
     if "nnrosetta_case" not in metafunc.fixturenames:
         return
     suite = metafunc.cls

@@ -120,6 +120,8 @@ def test_third_party_test_files_run_the_suite_through_the_pytest_plugin(example_
     assert completed.returncode == 1, completed.stdout + completed.stderr
     statuses = _junit_statuses(junit)
     assert {name: statuses["example"][name] for name in BASE_CHECKS} == {name: "passed" for name in BASE_CHECKS}
+    # The example opts in to hypothesis-drawn configs (property_examples = 2); the broken one does not.
+    assert statuses["example"]["drawn"] == "passed" and statuses["broken"]["off"] == "skipped"
     # In pytest an unexpected pass of a known-broken check fails its item.
     assert {name: statuses["broken"][name] for name in BASE_CHECKS} == {**BROKEN_STATUSES, "residual_chain": "failed"}
     assert "conformance check 'accessor_shapes' on tiny:gpt_neox (failed)" in completed.stdout

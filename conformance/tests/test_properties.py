@@ -1,13 +1,8 @@
-"""Property-based runs: the whole suite on hypothesis-drawn tiny configs of every claimed model type.
+"""Property-based runs on a sample of distinct designs: the suite on hypothesis-drawn tiny configs.
 
-For each (adapter, model type) a tiny config is drawn (1-4 layers, query heads and
-key/value heads that divide them, head size, vocabulary) with a probe batch (1-3
-rows, up to 12 tokens, left-padded to different lengths); the model is built with
-seeded random weights and every check must pass. A failure prints the drawn config
-and probe as drawn (shrinking is off: each step builds a model; set
-``NNROSETTA_HYPOTHESIS_SHRINK=1`` for a minimal example). ``NNROSETTA_HYPOTHESIS_EXAMPLES``
-sets the examples per type (default 3: hypothesis tries the smallest config first,
-then random ones; the whole file takes about 25 s on two shared cores).
+The machinery lives in `nnrosetta_conformance.properties` (third-party adapters run it
+with ``ConformanceSuite.property_examples``). ``NNROSETTA_HYPOTHESIS_EXAMPLES`` sets the
+examples per type (default 3: hypothesis tries the smallest config first, then random ones).
 """
 
 from __future__ import annotations
@@ -15,88 +10,21 @@ from __future__ import annotations
 import os
 
 import pytest
-from hypothesis import Phase, given, note, settings
-from hypothesis import strategies as st
 
-from nnrosetta import Adapter, StandardizedTransformer, default_registry
-from nnrosetta_conformance import run
-from nnrosetta_conformance.checks import Probe
-from nnrosetta_conformance.runner import single_threaded, tiny_targets
-from nnrosetta_conformance.tiny import SPECIAL_TOKENS, TOKENIZER_VOCAB_SIZE, build_tiny
+from nnrosetta_conformance.properties import check_drawn_configs
+from nnrosetta_conformance.runner import tiny_targets
 
 EXAMPLES = int(os.environ.get("NNROSETTA_HYPOTHESIS_EXAMPLES", "3"))
-PHASES = [Phase.explicit, Phase.reuse, Phase.generate] + (
-    [Phase.shrink] if os.environ.get("NNROSETTA_HYPOTHESIS_SHRINK") == "1" else []
-)
 #: A sample of distinct designs (sequential, fused qkv, sandwich + soft-cap, MoE): the drawn runs
 #: exercise the suite itself; every claimed type runs the suite on its own tiny config in its plugin.
 PROPERTY_TYPES = ("llama", "gpt2", "gemma2", "mixtral")
 TARGETS = [(adapter.name, model_type) for adapter, model_type in tiny_targets() if model_type in PROPERTY_TYPES]
 
 
-@st.composite
-def tiny_sizes(draw: st.DrawFn, adapter: Adapter) -> dict[str, int]:
-    """Config overrides for the adapter's size keys: layers, heads dividing, head size, vocab."""
-    keys = adapter.config_keys
-    heads = draw(st.sampled_from([1, 2, 3, 4, 6]))
-    head_dim = draw(st.sampled_from([4, 8, 16]))
-    sizes = {
-        keys.num_layers: draw(st.integers(1, 4)),
-        keys.num_heads: heads,
-        keys.hidden_size: heads * head_dim,
-        keys.vocab_size: draw(st.integers(TOKENIZER_VOCAB_SIZE, TOKENIZER_VOCAB_SIZE + 128)),
-    }
-    if keys.num_kv_heads:
-        sizes[keys.num_kv_heads] = draw(st.sampled_from([d for d in range(1, heads + 1) if heads % d == 0]))
-    if keys.head_dim:
-        sizes[keys.head_dim] = head_dim
-    return sizes
-
-
-@st.composite
-def probe_rows(draw: st.DrawFn) -> list[list[int]]:
-    """1-3 rows of ordinary token ids, 1-12 long; the longest sets the padded width."""
-    token = st.integers(len(SPECIAL_TOKENS), TOKENIZER_VOCAB_SIZE - 1)
-    width = draw(st.integers(1, 12))
-    rows = draw(st.lists(st.lists(token, min_size=1, max_size=width), min_size=1, max_size=3))
-    rows[draw(st.integers(0, len(rows) - 1))] += draw(st.lists(token, min_size=width, max_size=width))
-    return [row[-width:] for row in rows]
-
-
-def fitted_overrides(tiny: dict, sizes: dict[str, int], layers_key: str) -> dict:
-    """The drawn sizes as overrides of a tiny config, following two HuggingFace conventions:
-    a per-layer ``layer_types`` list is cycled to the drawn layer count, and image-text
-    configs keep the decoder's sizes in their ``text_config`` (the vocabulary size is
-    also kept at the top, as `tiny_config` writes it there)."""
-    if "text_config" in tiny:
-        text = tiny["text_config"]
-        vocab = {key: value for key, value in sizes.items() if key == "vocab_size"}
-        return {"text_config": {**text, **fitted_overrides(text, sizes, layers_key)}, **vocab}
-    fitted = dict(sizes)
-    if tiny.get("layer_types"):
-        pattern = list(tiny["layer_types"])
-        fitted["layer_types"] = [pattern[i % len(pattern)] for i in range(sizes[layers_key])]
-    return fitted
+def test_the_sample_covers_every_design() -> None:
+    assert sorted(t for _, t in TARGETS) == sorted(PROPERTY_TYPES)
 
 
 @pytest.mark.parametrize("adapter_name, model_type", TARGETS, ids=[f"{a}-{t}" for a, t in TARGETS])
-@settings(
-    max_examples=EXAMPLES,
-    phases=PHASES,
-    deadline=None,
-    database=None,
-    print_blob=True,
-)
-@given(data=st.data())
-def test_every_check_passes_on_drawn_tiny_configs(adapter_name: str, model_type: str, data: st.DataObject) -> None:
-    adapter = default_registry().adapter(adapter_name).for_type(model_type)
-    sizes = data.draw(tiny_sizes(adapter), label="config overrides")
-    rows = data.draw(probe_rows(), label="probe rows")
-    note(f"{model_type} ({adapter_name}) with config overrides {sizes} and probe rows {rows}")
-    overrides = fitted_overrides(dict(adapter.tiny_config), sizes, adapter.config_keys.num_layers)
-    with single_threaded():
-        model, tokenizer = build_tiny(model_type, adapter=adapter, overrides=overrides)
-        standardized = StandardizedTransformer(model, tokenizer=tokenizer, adapter=adapter, check=False)
-        report = run(standardized, probe=Probe.from_rows(rows, tokenizer.pad_token_id))
-    failures = "; ".join(f"{r.name} ({r.status}): {r.message}" for r in report.failures)
-    assert report.ok, f"{model_type} with config overrides {sizes} and probe rows {rows} fails: {failures}"
+def test_every_check_passes_on_drawn_tiny_configs(adapter_name: str, model_type: str) -> None:
+    check_drawn_configs(adapter_name, model_type, EXAMPLES)

@@ -5,3 +5,4 @@ from nnrosetta_conformance.pytest_plugin import ConformanceSuite
 
 class TestExampleConformance(ConformanceSuite):
     adapters = ("example",)
+    property_examples = 2          # also the suite on two hypothesis-drawn tiny configs
