@@ -61,3 +61,22 @@ class SourceLabelError(NnrosettaError, AttributeError):
 
 class AttentionImplementationError(NnrosettaError, ValueError):
     """The attention implementation asked for cannot serve what was requested (eager is needed)."""
+
+
+class InvalidValueError(NnrosettaError, ValueError):
+    """A tensor written or passed in has the right shape but unusable values: a wrong dtype or
+    device, NaN or inf, token ids outside the vocabulary."""
+
+
+class TraceUsageError(NnrosettaError, RuntimeError):
+    """A standard value was used where no trace can serve it: outside a trace, out of forward
+    order, or in a trace opened inside another trace of the same model."""
+
+
+class ModelLoadError(NnrosettaError, OSError):
+    """The checkpoint cannot be loaded as given (a corrupt weight file, sizes that disagree with
+    the weights, an unknown dtype, a remote run of a local model)."""
+
+
+class ReadOrderError(TraceUsageError):
+    """A trace read a value the forward pass had already run past (reads follow forward order)."""

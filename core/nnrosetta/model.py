@@ -30,7 +30,10 @@ from .loading import class_names, load_tokenizer, read_config, tiny_target
 from .layer_kinds import LayerKindsInterface
 from .moe import MixtureOfExpertsInterface
 from .registry import Registry, default_registry
+from .trace_checks import check_call
+from .trace_guard import GuardedSession, GuardedTracer, install_lock, trace_lock
 from .validation import validate
+from .write_checks import check_written, check_hidden_argument
 
 Indices = Union[int, Sequence[int], slice, None]
 
@@ -75,6 +78,7 @@ class StandardizedTransformer(
         registry: Optional[Registry] = None,
         **kwargs: Any,
     ) -> None:
+        install_lock(self)
         registry = registry or default_registry()
         model, tokenizer = tiny_target(model, tokenizer, adapter, registry)
         config = read_config(model, kwargs)
@@ -119,6 +123,25 @@ class StandardizedTransformer(
     layers_output = LayerActivations(None, "output")
     attentions = SublayerModules("self_attn")
     mlps = SublayerModules("mlp")
+
+    # -- running: one trace at a time per model, inputs checked first -------------
+
+    def trace(self, *inputs: Any, **kwargs: Any) -> Any:
+        """nnsight's trace, with its inputs and keywords checked and the model locked while it runs."""
+        generating = getattr(kwargs.get("fn"), "__name__", None) == "generate"
+        check_call(self, inputs, kwargs, generating)
+        kwargs.setdefault("tracer_cls", GuardedTracer)
+        return super().trace(*inputs, **kwargs)
+
+    def session(self, *args: Any, **kwargs: Any) -> Any:
+        """nnsight's session, holding the model's lock for the whole session."""
+        kwargs.setdefault("tracer_cls", functools.partial(GuardedSession, model=self))
+        return super().session(*args, **kwargs)
+
+    def interleave(self, *args: Any, **kwargs: Any) -> Any:
+        # Direct calls (`model.generate(...)` outside a `with`) run here without a tracer.
+        with trace_lock(self):
+            return super().interleave(*args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
         adapter = self.__dict__.get("adapter")

@@ -1,0 +1,174 @@
+"""Traces of one model run one at a time, and nnsight's own errors arrive in nnrosetta's words.
+
+nnsight keeps a trace's state on the model (one interleaver per model), so two
+threads tracing the same model at once corrupt each other's runs. Each model
+holds a re-entrant lock for the whole of a trace, generate or session, including
+``__exit__``, where nnsight actually runs the block; threads with their own model
+never wait for each other. A trace opened inside a trace of the same model is
+refused (nnsight fails on it with an unrelated AttributeError), as is a read out
+of forward order, with the standard name of the value and how to reorder.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any, Optional
+
+from nnsight.intervention.interleaver import OutOfOrderError
+from nnsight.intervention.tracer import InterleavingTracer
+from nnsight.tracing.tracer import Tracer, skip_context, skippable
+
+from .errors import ReadOrderError, TraceUsageError
+
+if TYPE_CHECKING:
+    from .model import StandardizedTransformer
+
+#: The standard accessors in the order a forward pass reaches them within one layer.
+FORWARD_ORDER = (
+    "layers_input", "attentions_input", "attentions_output", "mlps_input", "mlps_output", "layers_output"
+)
+
+
+def trace_lock(model: Any) -> threading.RLock:
+    """The model's lock (made once, when the model is built)."""
+    return model.__dict__["_trace_lock"]
+
+
+def install_lock(model: Any) -> None:
+    object.__setattr__(model, "_trace_lock", threading.RLock())
+
+
+def refuse_nested(model: "StandardizedTransformer") -> None:
+    """A trace of ``model`` opened while a trace of ``model`` runs (its body, in this thread)."""
+    if model.interleaver.interleaving:
+        raise TraceUsageError(
+            "a trace of this model was opened inside a running trace of the same model; nnsight cannot run "
+            "them nested. Close the first `with model.trace(...)` block before opening the next, or put both "
+            "inside `with model.session():` to share values between them (or add inputs to one trace with "
+            "`tracer.invoke(...)`)."
+        )
+
+
+def standard_name(model: "StandardizedTransformer", request: str) -> Optional[str]:
+    """The standard accessor(s) that read nnsight's ``model.<path>.<input|output>.i<n>`` request."""
+    parts = request.split(".")
+    if len(parts) < 3 or parts[0] != "model" or parts[-2] not in ("input", "output", "inputs"):
+        return None
+    where = "input" if parts[-2] in ("input", "inputs") else "output"
+    path = ".".join(parts[1:-2])
+    if path == "":
+        return "logits" if where == "output" else "input_ids"
+    names = []
+    try:
+        target = model._module.get_submodule(path)
+        for name in FORWARD_ORDER:
+            if not name.endswith(where):
+                continue
+            accessor = getattr(model, name)
+            for layer in range(model.num_layers):
+                try:
+                    site = accessor._site(layer)[1]
+                except Exception:  # an absent sublayer: not this accessor
+                    break
+                if site._module is target:
+                    names.append(f"{name}[{layer}]")
+        for name, module in (("token_embeddings", "embed_tokens"), ("ln_final", "ln_final"), ("lm_head", "lm_head")):
+            try:
+                if getattr(model, module)._module is target:
+                    names.append(name if name == "token_embeddings" else f"{module}.{where}")
+            except Exception:
+                continue
+    except Exception:
+        return None
+    return " / ".join(names) or None
+
+
+def read_order_error(model: "StandardizedTransformer", error: OutOfOrderError) -> ReadOrderError:
+    message = str(error)
+    request = message.split("'")[1] if message.count("'") >= 2 else message
+    name = standard_name(model, request)
+    what = f"`{name}` (nnsight's {request})" if name else f"{request}"
+    return ReadOrderError(
+        f"{what} was read after the forward pass had already run past it. Inside a trace, reads and writes "
+        f"must follow forward order: token_embeddings, then layer by layer "
+        f"{', '.join(n + '[i]' for n in FORWARD_ORDER)}, then logits. Reorder the block so this read comes "
+        f"before the reads of later values (e.g. read layers_output[0] before layers_output[1]), or read it "
+        f"in a second trace."
+    )
+
+
+class _Locked:
+    """Mixin: hold the model's lock from ``__enter__`` to the end of ``__exit__``."""
+
+    _guarded_model: Any = None
+
+    def _acquire(self, model: Any) -> None:
+        trace_lock(model).acquire()
+        self._guarded_model = model
+
+    def _release(self) -> None:
+        model, self._guarded_model = self._guarded_model, None
+        if model is not None:
+            trace_lock(model).release()
+
+
+class GuardedTracer(_Locked, InterleavingTracer):
+    """An nnsight trace of a `StandardizedTransformer`: locked, not nested, with errors translated."""
+
+    def __enter__(self) -> "GuardedTracer":
+        model = self.envoy
+        self._acquire(model)
+        try:
+            refuse_nested(model)
+            # `Tracer.__enter__`, inlined: nnsight finds the user's frame two frames up from these calls.
+            self.capture()
+            if skippable(self.node):
+                skip_context(self)
+            return self
+        except BaseException:
+            self._release()
+            raise
+
+    def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> bool:
+        model = self._guarded_model
+        try:
+            return super().__exit__(exc_type, exc_value, traceback)
+        except OutOfOrderError as error:
+            raise read_order_error(model, error).with_traceback(error.__traceback__) from None
+        finally:
+            self._release()
+
+    def invoke(self, *args: Any, **kwargs: Any) -> Any:
+        from .trace_checks import check_call
+
+        check_call(self.envoy, args, kwargs, generating=False)
+        return super().invoke(*args, **kwargs)
+
+
+class GuardedSession(_Locked, Tracer):
+    """An nnsight session of a `StandardizedTransformer`, holding the model's lock throughout."""
+
+    def __init__(self, *args: Any, model: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._session_model = model
+
+    def __enter__(self) -> "GuardedSession":
+        self._acquire(self._session_model)
+        try:
+            # `Tracer.__enter__`, inlined: nnsight finds the user's frame two frames up from these calls.
+            self.capture()
+            if skippable(self.node):
+                skip_context(self)
+            return self
+        except BaseException:
+            self._release()
+            raise
+
+    def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> bool:
+        model = self._guarded_model
+        try:
+            return super().__exit__(exc_type, exc_value, traceback)
+        except OutOfOrderError as error:
+            raise read_order_error(model, error).with_traceback(error.__traceback__) from None
+        finally:
+            self._release()
