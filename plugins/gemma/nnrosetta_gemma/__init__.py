@@ -1,4 +1,6 @@
-"""nnrosetta plugin for the Gemma family: ``gemma``, ``gemma2``, ``gemma3_text``, ``gemma3``, ``vaultgemma``, ``gemma4_text``.
+"""nnrosetta plugin for the Gemma family.
+
+Types: ``gemma``, ``gemma2``, ``gemma3_text``, ``gemma3``, ``vaultgemma``, ``gemma4_text``.
 
 The module tree is Llama's (``model.layers[i].{self_attn,mlp}``, ``model.norm``,
 ``model.embed_tokens``), so the rename map is the same. Three things differ and

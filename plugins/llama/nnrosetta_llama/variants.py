@@ -92,6 +92,7 @@ SLIDING_FIRST = {"sliding_window": 4, "layer_types": ["sliding_attention", "full
 LLAMA3_ROPE = {"rope_type": "llama3", "rope_theta": 500_000.0, "factor": 8.0, "low_freq_factor": 1.0,
                "high_freq_factor": 4.0, "original_max_position_embeddings": 64}
 
+
 def logits_width(config) -> int:
     """Apertus 1.5 may prune its LM head to a text-only prefix of the vocabulary (output_vocab_size)."""
     return config.output_vocab_size or config.vocab_size
@@ -144,6 +145,7 @@ MLA_NOTES = (
     "(nope + rope), which attention probabilities are computed over"
 )
 MLA = {"heads": None, "config_keys": {"head_dim": "qk_head_dim"}}
+
 
 def _decoder_not_eager(config) -> Optional[str]:
     """GOT-OCR2's language model may run another attention than its top-level config says."""
@@ -278,7 +280,9 @@ VARIANTS = {
                                          "beta_slow": 1.0, "mscale": 1.0, "mscale_all_dim": 1.0,
                                          "llama_4_scaling_beta": 0.5}},
         known_broken={"heads": ROTATED_THEN_TRANSFORMED.format(
-            "the rotated queries are multiplied by 1 + beta * log(1 + floor(position / original_max_position_embeddings))")},
+            "the rotated queries are multiplied by 1 + beta * log(1 + floor(position / "
+            "original_max_position_embeddings))"
+        )},
         notes="YaRN rotary; rotated_queries[i] include Llama 4's position-dependent query scale",
     ),
     "doge": Variant(
