@@ -19,7 +19,9 @@ from pathlib import Path
 import pytest
 
 import nnrosetta
-from nnrosetta.cli import COMMANDS, main
+from nnrosetta.cli import command_modules, main
+
+COMMANDS = tuple(command_modules())
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("torch", "transformers", "nnsight")
@@ -57,7 +59,7 @@ def test_import_nnrosetta_loads_no_heavy_library() -> None:
 def test_help_and_version_load_no_heavy_library(arguments: list[str]) -> None:
     loaded, seconds = _loaded_after(f"from nnrosetta.cli import main; main({arguments!r})")
     print(f"nnrosetta {' '.join(arguments)}: {seconds:.2f} s")
-    module = f"core/nnrosetta/cli/{arguments[0]}.py" if arguments[0] in COMMANDS else "core/nnrosetta/cli/__init__.py"
+    module = command_modules().get(arguments[0], "nnrosetta.cli")
     assert loaded == [], f"`nnrosetta {' '.join(arguments)}` imported {loaded}: import them inside run() in {module}"
 
 

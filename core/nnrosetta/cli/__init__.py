@@ -1,7 +1,9 @@
 """The ``nnrosetta`` command: one subcommand per module in this package.
 
 Each subcommand module exposes ``NAME``, ``HELP``, ``add_arguments(parser)`` and
-``run(args) -> int``; adding one is a module plus a line in `COMMANDS`.
+``run(args) -> int``. The core's own are listed in `BUILT_IN`; other distributions
+add theirs under the entry-point group ``nnrosetta.commands`` (the conformance
+suite ships ``check`` that way, so the core never imports the suite).
 
 Start-up stays fast because only the chosen subcommand's module is imported
 (``nnrosetta --help`` reads each module's ``HELP`` from its source), and a
@@ -29,7 +31,23 @@ from ..errors import NnrosettaError
 if TYPE_CHECKING:
     from rich.console import Console
 
-COMMANDS = ("adapters", "check", "demo", "lens")
+#: The core's own subcommands: name -> module.
+BUILT_IN = {"adapters": f"{__name__}.adapters", "demo": f"{__name__}.demo", "lens": f"{__name__}.lens"}
+#: Entry points adding subcommands: ``name = "module"``.
+COMMAND_GROUP = "nnrosetta.commands"
+
+
+def command_modules() -> dict[str, str]:
+    """Every subcommand and the module that implements it, read from metadata (nothing imported)."""
+    from importlib import metadata
+
+    found = dict(BUILT_IN)
+    for entry_point in metadata.entry_points(group=COMMAND_GROUP):
+        found.setdefault(entry_point.name, entry_point.value)
+    return dict(sorted(found.items()))
+
+
+COMMANDS = tuple(BUILT_IN)
 
 USAGE_ERROR = 2
 INTERRUPTED = 130
@@ -87,15 +105,15 @@ def versions_text() -> str:
     return "\n".join(lines)
 
 
-def _summary(name: str) -> str:
+def _summary(module_name: str) -> str:
     """A subcommand's ``HELP`` read from its source, so the overview imports no subcommand."""
-    spec = importlib.util.find_spec(f"{__name__}.{name}")
+    spec = importlib.util.find_spec(module_name)
     if spec is not None and spec.origin:
         for node in ast.parse(Path(spec.origin).read_text(encoding="utf-8")).body:
             if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "HELP" for t in node.targets):
                 if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
                     return node.value.value
-    return importlib.import_module(f"{__name__}.{name}").HELP
+    return importlib.import_module(module_name).HELP
 
 
 def _chosen(argv: Sequence[str]) -> Optional[str]:
@@ -110,11 +128,11 @@ def build_parser(argv: Optional[Sequence[str]] = None) -> argparse.ArgumentParse
     parser.add_argument("--version", action=_VersionAction, help="show the versions of nnrosetta, its plugins and libraries")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     chosen = None if argv is None else _chosen(argv)
-    for name in COMMANDS:
+    for name, module_name in command_modules().items():
         if argv is not None and name != chosen:
-            commands.add_parser(name, help=_summary(name))
+            commands.add_parser(name, help=_summary(module_name))
             continue
-        module = importlib.import_module(f"{__name__}.{name}")
+        module = importlib.import_module(module_name)
         sub = commands.add_parser(module.NAME, help=module.HELP, description=module.HELP)
         sub.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors")
         module.add_arguments(sub)

@@ -29,11 +29,11 @@ def run(args: argparse.Namespace) -> int:
     if out.suffix.lower() not in (".html", ".htm", ".png"):
         raise InvalidInputError(f"--out {args.out!r} must end in .html or .png (the file type follows it).")
     writable_file(args.out, "--out")
-    from nnrosetta_conformance.runner import open_target  # torch and the model code load only from here
-
     from ..display import logit_lens_heatmap
-    with open_target(args.model, adapter=args.adapter) as model:
-        heatmap = logit_lens_heatmap(model, args.prompt)
+    from ..model import StandardizedTransformer  # torch and the model code load only from here
+
+    model = StandardizedTransformer(args.model, adapter=args.adapter)
+    heatmap = logit_lens_heatmap(model, args.prompt)
     heatmap.save(out)
     console().print(f"wrote {out} ({len(heatmap.row_labels)} layers x {len(heatmap.column_labels)} tokens)", soft_wrap=True)
     return 0

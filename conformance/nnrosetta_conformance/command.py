@@ -18,8 +18,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 from rich.text import Text
 
-from ..errors import NnrosettaError
-from . import console, writable_file
+from nnrosetta.errors import NnrosettaError
+from nnrosetta.cli import console, writable_file
 
 NAME = "check"
 HELP = "run the conformance suite on a model (hub id, folder, tiny:<model_type>) or on every tiny model"
@@ -37,9 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nnrosetta_conformance.report import SuiteRun, versions
-    from nnrosetta_conformance.runner import run as run_suite
-    from nnrosetta_conformance.runner import run_all_tiny, select_checks, tiny_targets
+    from .report import SuiteRun, versions
+    from .runner import run as run_suite
+    from .runner import run_all_tiny, select_checks, tiny_targets
 
     if bool(args.target) == bool(args.all_tiny):
         raise NnrosettaError(
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     selected = select_checks(names)
     writable_file(args.json, "--json")
     writable_file(args.markdown, "--markdown")
-    from ..registry import default_registry
+    from nnrosetta.registry import default_registry
 
     registry = default_registry()
     if args.adapter:
