@@ -1,0 +1,133 @@
+"""nnrosetta plugin for DeepSeek-style mixture-of-experts decoders.
+
+These types share DeepSeek V3's MoE block in transformers 5: ``mlp.gate`` returns
+``(logits, weights, indices)``, ``mlp.experts`` holds fused ``gate_up_proj`` /
+``down_proj`` weights, ``mlp.shared_experts`` is always on, and the first layers
+(``first_k_dense_replace`` or ``mlp_layer_types``) are dense MLPs. Routing, as
+declared in `nnrosetta.moe_declarations.Routing`:
+
+- sigmoid scores plus ``gate.e_score_correction_bias`` rank the experts, only the
+  ``topk_group`` best of ``n_group`` groups (two best scores summed) may be chosen,
+  and the chosen sigmoid scores are renormalised (``norm_topk_prob``) and multiplied
+  by ``routed_scaling_factor`` (`MoESpec.top_k_scale_key`);
+- DeepSeek V2: softmax scores, groups ranked by their best expert when
+  ``topk_method="group_limited_greedy"``, never renormalised.
+
+Attention: DeepSeek V2/V3/V3.2, GLM-4.7-Flash (glm4_moe_lite) and GLM-5 (glm_moe_dsa)
+use multi-head latent attention: attention probabilities are served, heads are not
+(see `MLA_NOTES`). The others have standard grouped-query attention and serve heads.
+"""
+
+from __future__ import annotations
+
+from nnrosetta import Adapter, MoESpec, Variant, conventions, hookimpl
+from nnrosetta.moe_declarations import Routing
+
+NNROSETTA_CONTRACT = 2
+
+RENAME = {
+    "model.embed_tokens": "embed_tokens",
+    "model.layers": "layers",
+    "model.norm": "ln_final",
+}
+
+#: Two layers: layer 0 dense, layer 1 routed (8 experts, 2 per token), so dense and MoE layers mix.
+TINY = {
+    "hidden_size": 32,
+    "intermediate_size": 48,
+    "moe_intermediate_size": 24,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "head_dim": 8,
+    "max_position_embeddings": 128,
+    "n_routed_experts": 8,
+    "num_experts_per_tok": 2,
+    "n_shared_experts": 1,
+    "first_k_dense_replace": 1,
+    "mlp_layer_types": ["dense", "sparse"],
+}
+
+#: Group-limited: 8 experts in 4 groups, the 2 best groups open (as DeepSeek V3's 8 and 4).
+GROUPED = {"n_group": 4, "topk_group": 2}
+
+#: MLA shrunk: queries/keys of nope 8 + rope 4 per head, values of 8, latents of 8 and 16.
+TINY_MLA = {"num_key_value_heads": 4, "q_lora_rank": 16, "kv_lora_rank": 8, "qk_nope_head_dim": 8,
+            "qk_rope_head_dim": 4, "head_dim": 4, "v_head_dim": 8}
+
+MLA_NOTES = (
+    "multi-head latent attention: heads are not served (queries are split into a rotary and a non-rotary "
+    "part, keys are expanded per head from one shared latent and one shared rotary key after rotary, and "
+    "values have their own head size v_head_dim); head_dim is the query/key head size qk_head_dim "
+    "(nope + rope), over which attention probabilities are computed"
+)
+MLA = {"heads": None, "config_keys": {"head_dim": "qk_head_dim"}}
+
+#: DeepSeek V3's router: sigmoid + score bias, group-limited, renormalised and scaled.
+SIGMOID_ROUTING = Routing(scores="sigmoid", score_bias="gate.e_score_correction_bias",
+                          groups=("n_group", "topk_group"), group_score="top2_sum")
+
+
+def _v2_groups(config) -> "tuple[int, int] | None":
+    """DeepSeek V2 limits the choice to groups only with topk_method="group_limited_greedy"."""
+    if getattr(config, "topk_method", "greedy") != "group_limited_greedy":
+        return None
+    return int(config.n_group), int(config.topk_group)
+
+
+V3_MOE = MoESpec(
+    num_experts_key="n_routed_experts",
+    normalize_top_k="norm_topk_prob",
+    top_k_scale_key="routed_scaling_factor",
+    shared_experts="shared_experts",
+    routing=SIGMOID_ROUTING,
+)
+
+V2_MOE = MoESpec(
+    num_experts_key="n_routed_experts",
+    normalize_top_k=False,
+    top_k_scale_key="routed_scaling_factor",
+    shared_experts="shared_experts",
+    routing=Routing(scores="softmax", groups=_v2_groups, group_score="max"),
+)
+
+DEEPSEEK = Adapter(
+    name="deepseek",
+    model_types=(
+        "deepseek_v2", "deepseek_v3", "deepseek_v32", "glm4_moe", "glm4_moe_lite", "glm_moe_dsa",
+        "dots1", "exaone_moe", "solar_open", "mimo_v2_flash",
+    ),
+    rename=RENAME,
+    attention=conventions.ATTENTION,
+    heads=conventions.HEADS,
+    moe=V3_MOE,
+    tiny_config=TINY,
+    variants={
+        "deepseek_v3": Variant(**MLA, tiny_config={**TINY_MLA, **GROUPED, "routed_scaling_factor": 2.5},
+                               notes=MLA_NOTES),
+        "deepseek_v32": Variant(**MLA, tiny_config={**TINY_MLA, **GROUPED, "routed_scaling_factor": 2.5,
+                                                    "mlp_layer_types": ["dense", "sparse"]},
+                                notes=MLA_NOTES + "; DeepSeek sparse attention's indexer masks keys per query"),
+        "deepseek_v2": Variant(
+            **MLA,
+            moe=V2_MOE,
+            tiny_config={**TINY_MLA, **GROUPED, "topk_method": "group_limited_greedy",
+                         "routed_scaling_factor": 1.5, "n_shared_experts": 2},
+            notes=MLA_NOTES + "; softmax routing, group-limited when topk_method='group_limited_greedy'",
+        ),
+        "glm4_moe": Variant(tiny_config={"routed_scaling_factor": 1.8, "partial_rotary_factor": 0.5}),
+        "glm4_moe_lite": Variant(**MLA, tiny_config={**TINY_MLA, "routed_scaling_factor": 1.8}, notes=MLA_NOTES),
+        "glm_moe_dsa": Variant(**MLA, tiny_config={**TINY_MLA, "routed_scaling_factor": 2.5}, notes=MLA_NOTES),
+        "dots1": Variant(tiny_config={"norm_topk_prob": False}),
+        "exaone_moe": Variant(moe=MoESpec(**{**V3_MOE.__dict__, "num_experts_key": "num_experts"}),
+                              tiny_config={"num_experts": 8, "num_shared_experts": 1, "routed_scaling_factor": 2.5}),
+        "solar_open": Variant(),
+        "mimo_v2_flash": Variant(),
+    },
+    description="DeepSeek-style MoE: mlp.gate (sigmoid + bias, expert groups) -> fused mlp.experts + mlp.shared_experts.",
+)
+
+
+@hookimpl
+def register_adapters(register) -> None:
+    register(DEEPSEEK)
