@@ -1,4 +1,4 @@
-"""The core stands alone: it never imports the conformance suite, and never names a model family.
+"""The core stands alone: it never imports the conformance suite.
 
 The suite reaches the ``nnrosetta`` command through the ``nnrosetta.commands`` entry point
 (`check`), and the registry reads the names of its checks through ``nnrosetta.check_names``.
