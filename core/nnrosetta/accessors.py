@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Literal, Optional
 import torch
 
 from .errors import AccessorAssignmentError, CapabilityError, LayerIndexError, ShapeError
+from .write_checks import check_written
 
 if TYPE_CHECKING:
     from nnsight.intervention.envoy import Envoy
@@ -182,6 +183,7 @@ class ActivationAccessor:
                 f"(slice and edit the value you read, e.g. `h = model.{self._name}[{index}].clone(); "
                 f"h[:, -1] += v; model.{self._name}[{index}] = h`)."
             )
+        check_written(self._model, f"{self._name}[{index}]", value, tensor)
         if raw.shape != tensor.shape:
             value = value.reshape(raw.shape)
         if isinstance(current, (tuple, list)) and self._where == "output":

@@ -14,13 +14,14 @@ import torch
 from nnsight import TransformersModel
 from nnsight.intervention.envoy import Envoy
 
-from .accessors import LayerActivations, SublayerModules, normalize_index
+from .accessors import SublayerModules, normalize_index
 from .adapter import Adapter
 from .attention import AttentionInterface, prepare_eager_loading
 from .errors import (
     AccessorAssignmentError,
     CapabilityError,
     LayerIndexError,
+    RefusedConfigError,
     RenamingError,
     ShapeError,
     UnsupportedArchitectureError,
@@ -30,16 +31,22 @@ from .loading import class_names, load_tokenizer, read_config, tiny_target
 from .layer_kinds import LayerKindsInterface
 from .moe import MixtureOfExpertsInterface
 from .registry import Registry, default_registry
+from .remote import RemoteInterface
 from .trace_checks import check_call
-from .trace_guard import GuardedSession, GuardedTracer, install_lock, trace_lock
+from .trace_guard import GuardedSession, GuardedTracer, TracedActivations, install_lock, standard_errors, trace_lock
 from .validation import validate
-from .write_checks import check_written, check_hidden_argument
+from .write_checks import check_hidden_argument, check_steering_vector, check_written
 
 Indices = Union[int, Sequence[int], slice, None]
 
 
 class LayerListEnvoy(Envoy):
     """The envoy of the `layers` container: refuses item assignment with a hint."""
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, int):
+            normalize_index(index, len(self._module), "layer", "num_layers")
+        return super().__getitem__(index)
 
     def __setitem__(self, index: Any, value: Any) -> None:
         raise AccessorAssignmentError(
@@ -50,7 +57,8 @@ class LayerListEnvoy(Envoy):
 
 
 class StandardizedTransformer(
-    LayerKindsInterface, AttentionInterface, HeadsInterface, MixtureOfExpertsInterface, TransformersModel
+    RemoteInterface, LayerKindsInterface, AttentionInterface, HeadsInterface, MixtureOfExpertsInterface,
+    TransformersModel,
 ):
     """A causal language model with one interface whatever its family.
 
@@ -85,7 +93,7 @@ class StandardizedTransformer(
         resolved = registry.resolve(getattr(config, "model_type", None), class_names(model, config), adapter)
         refusal = resolved.refusal(config)
         if refusal:
-            raise UnsupportedArchitectureError(
+            raise RefusedConfigError(
                 f"adapter {resolved.name!r} ({resolved.plugin or '<explicit>'}) cannot serve this "
                 f"{resolved.model_type or getattr(config, 'model_type', '?')!r} model: {refusal}"
             )
@@ -115,12 +123,12 @@ class StandardizedTransformer(
 
     # -- the standard accessors, in forward order -------------------------------
 
-    layers_input = LayerActivations(None, "input")
-    attentions_input = LayerActivations("self_attn", "input")
-    attentions_output = LayerActivations("self_attn", "output")
-    mlps_input = LayerActivations("mlp", "input")
-    mlps_output = LayerActivations("mlp", "output")
-    layers_output = LayerActivations(None, "output")
+    layers_input = TracedActivations(None, "input")
+    attentions_input = TracedActivations("self_attn", "input")
+    attentions_output = TracedActivations("self_attn", "output")
+    mlps_input = TracedActivations("mlp", "input")
+    mlps_output = TracedActivations("mlp", "output")
+    layers_output = TracedActivations(None, "output")
     attentions = SublayerModules("self_attn")
     mlps = SublayerModules("mlp")
 
@@ -242,11 +250,14 @@ class StandardizedTransformer(
     @property
     def token_embeddings(self) -> torch.Tensor:
         """The embedding module's output (before any scaling the family applies inside layers)."""
-        return self.embed_tokens.output
+        with standard_errors(self, "token_embeddings"):
+            return self.embed_tokens.output
 
     @token_embeddings.setter
     def token_embeddings(self, value: torch.Tensor) -> None:
-        current = self.embed_tokens.output
+        with standard_errors(self, "token_embeddings"):
+            current = self.embed_tokens.output
+        check_written(self, "token_embeddings", value, current)
         if value.shape != current.shape:
             raise ShapeError(
                 f"token_embeddings has shape {tuple(current.shape)}, the value written has "
@@ -259,11 +270,21 @@ class StandardizedTransformer(
     @property
     def logits(self) -> torch.Tensor:
         """The model's output logits, (batch, seq, vocab)."""
-        return self.output.logits
+        with standard_errors(self, "logits"):
+            return self.output.logits
 
     @logits.setter
     def logits(self, value: torch.Tensor) -> None:
-        self.output.logits = value
+        with standard_errors(self, "logits"):
+            output = self.output
+        current = output.logits
+        check_written(self, "logits", value, current)
+        if value.shape != current.shape:
+            raise ShapeError(
+                f"logits has shape {tuple(current.shape)} (batch, seq, vocab) but the value written has shape "
+                f"{tuple(value.shape)}; write a tensor of the same shape (edit a clone of `model.logits`)."
+            )
+        output.logits = value
 
     @property
     def next_token_probs(self) -> torch.Tensor:
@@ -271,7 +292,8 @@ class StandardizedTransformer(
         return self.logits[:, -1, :].softmax(dim=-1)
 
     def _model_input(self, name: str) -> Optional[torch.Tensor]:
-        args, kwargs = self.inputs
+        with standard_errors(self, name):
+            args, kwargs = self.inputs
         if name in kwargs:
             return kwargs[name]
         return args[0] if name == "input_ids" and args else None
@@ -289,7 +311,12 @@ class StandardizedTransformer(
     # -- interventions -------------------------------------------------------
 
     def _layer_list(self, layers: Union[int, Sequence[int]]) -> list[int]:
-        items = [layers] if isinstance(layers, int) else list(layers)
+        if isinstance(layers, (str, bytes)) or not isinstance(layers, (int, Sequence, range, torch.Tensor)):
+            raise LayerIndexError(
+                f"layers must be a layer index or a list of them, got {type(layers).__name__} {layers!r}; "
+                f"use ints 0..{self.num_layers - 1} (num_layers={self.num_layers})."
+            )
+        items = [layers] if isinstance(layers, int) else [int(i) if isinstance(i, torch.Tensor) else i for i in layers]
         if not items:
             raise LayerIndexError("no layer was given; pass a layer index or a non-empty list of them.")
         return sorted({normalize_index(i, self.num_layers, "layer", "num_layers") for i in items})
@@ -312,11 +339,12 @@ class StandardizedTransformer(
                 f"steering_vector must have shape ({self.hidden_size},) (hidden_size), got {shape}; "
                 f"build it from a layer output, e.g. `model.layers_output[i][0, -1]`."
             )
+        check_steering_vector(self, steering_vector, factor)
         for layer in self._layer_list(layers):
             hidden = self.layers_output[layer]
             batch, seq = hidden.shape[:2]
-            rows = torch.arange(batch, device=hidden.device)[_as_index(batch_index)].reshape(-1, 1)
-            cols = torch.arange(seq, device=hidden.device)[_as_index(token_positions)].reshape(1, -1)
+            rows = _selected(batch, batch_index, "batch_index", "rows (prompts)", hidden.device).reshape(-1, 1)
+            cols = _selected(seq, token_positions, "token_positions", "tokens", hidden.device).reshape(1, -1)
             steered = hidden.clone()
             steered[rows, cols] += factor * steering_vector.to(hidden.device, hidden.dtype)
             self.layers_output[layer] = steered
@@ -330,7 +358,18 @@ class StandardizedTransformer(
         last = normalize_index(end, self.num_layers, "layer", "num_layers")
         if last < first:
             raise LayerIndexError(f"skip_layers(start={start}, end={end}): end comes before start; pass start <= end.")
-        replacement = self.layers_input[first] if skip_with is None else skip_with
+        if skip_with is None:
+            replacement = self.layers_input[first]
+        else:
+            current = self.layers_input[first]
+            if isinstance(skip_with, torch.Tensor) and skip_with.shape != current.shape:
+                raise ShapeError(
+                    f"skip_with has shape {tuple(skip_with.shape)}, but layers {first}..{last} pass on a hidden "
+                    f"state of shape {tuple(current.shape)} (batch, seq, hidden); pass a tensor of that shape "
+                    f"(e.g. a saved `layers_input[{first}]` of the same prompts)."
+                )
+            check_written(self, "skip_with", skip_with, current)
+            replacement = skip_with
         for layer in range(first, last + 1):
             self.layers[layer].skip(_packed(replacement, self._layer_outputs.get(layer)))
 
@@ -340,11 +379,7 @@ class StandardizedTransformer(
 
     def project_on_vocab(self, hidden: torch.Tensor) -> torch.Tensor:
         """Logits from a residual-stream state, through the family's own final projection."""
-        if hidden.shape[-1] != self.hidden_size:
-            raise ShapeError(
-                f"project_on_vocab expects a last dimension of hidden_size={self.hidden_size}, "
-                f"got shape {tuple(hidden.shape)}."
-            )
+        check_hidden_argument(self, hidden, "project_on_vocab")
         if self.adapter.final_projection is not None:
             return self.adapter.final_projection(self, hidden)
         if "ln_final" in self.adapter.absent:
@@ -380,9 +415,23 @@ def _packed(hidden: Any, kind: Optional[tuple[type, int]]) -> Any:
     return container((hidden, *([None] * (size - 1))))
 
 
-def _as_index(selection: Indices) -> Any:
+def _selected(size: int, selection: Indices, argument: str, what: str, device: Any) -> torch.Tensor:
+    """The indices ``selection`` picks out of ``size`` (None: all), or an error naming the valid range."""
+    everything = torch.arange(size, device=device)
     if selection is None:
-        return slice(None)
-    if isinstance(selection, (int, slice)):
-        return [selection] if isinstance(selection, int) else selection
-    return list(selection)
+        return everything
+    if isinstance(selection, slice):
+        return everything[selection]
+    items = [selection] if isinstance(selection, int) else list(selection) if isinstance(selection, Sequence) else None
+    if items is None or not items or any(isinstance(i, bool) or not isinstance(i, int) for i in items):
+        raise LayerIndexError(
+            f"{argument} must be an int, a non-empty list of ints or a slice, got {selection!r}; "
+            f"use 0..{size - 1} (or negative indices from -{size})."
+        )
+    for item in items:
+        if not -size <= item < size:
+            raise LayerIndexError(
+                f"{argument} holds {item}, but the trace has {size} {what}; use 0..{size - 1} "
+                f"(or negative indices from -{size})."
+            )
+    return everything[items]

@@ -11,13 +11,17 @@ of forward order, with the standard name of the value and how to reorder.
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Iterator, Optional
+
+import torch
 
 from nnsight.intervention.interleaver import OutOfOrderError
 from nnsight.intervention.tracer import InterleavingTracer
 from nnsight.tracing.tracer import Tracer, skip_context, skippable
 
+from .accessors import ActivationAccessor, LayerActivations
 from .errors import ReadOrderError, TraceUsageError
 
 if TYPE_CHECKING:
@@ -172,3 +176,44 @@ class GuardedSession(_Locked, Tracer):
             raise read_order_error(model, error).with_traceback(error.__traceback__) from None
         finally:
             self._release()
+
+
+@contextlib.contextmanager
+def standard_errors(model: "StandardizedTransformer", what: str) -> Iterator[None]:
+    """nnsight's errors on reading or writing ``what`` (a standard name), said in its terms."""
+    try:
+        yield
+    except OutOfOrderError as error:
+        raise ReadOrderError(
+            f"`{what}` was read after the forward pass had already run past it. Inside a trace, reads and "
+            f"writes must follow forward order: token_embeddings, then layer by layer "
+            f"{', '.join(n + '[i]' for n in FORWARD_ORDER)}, then logits. Move this access above the reads "
+            f"of later values (e.g. read layers_output[0] before layers_output[1]), or make it in a second trace."
+        ).with_traceback(error.__traceback__) from None
+    except ValueError as error:
+        if "outside of interleaving" not in str(error):
+            raise
+        raise TraceUsageError(
+            f"`{what}` is a value of a running forward pass, so it exists only inside a trace: use it inside "
+            f"`with model.trace(prompts):`, and `.save()` what you need afterwards "
+            f"(`value = model.{what}.save()`)."
+        ) from None
+
+
+class TracedActivationAccessor(ActivationAccessor):
+    """`ActivationAccessor` whose reads and writes outside a trace or out of order say so by name."""
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        with standard_errors(self._model, f"{self._name}[{index}]"):
+            return super().__getitem__(index)
+
+    def __setitem__(self, index: int, value: torch.Tensor) -> None:
+        with standard_errors(self._model, f"{self._name}[{index}]"):
+            super().__setitem__(index, value)
+
+
+class TracedActivations(LayerActivations):
+    """`LayerActivations` serving `TracedActivationAccessor` views."""
+
+    def __get__(self, model: Any, owner: type) -> Any:
+        return self if model is None else TracedActivationAccessor(model, self.name, self.sublayer, self.where)

@@ -9,6 +9,7 @@ seen and the fix. Non-finite values are refused by default; set
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -72,3 +73,22 @@ def check_hidden_argument(model: Any, hidden: Any, method: str, argument: str = 
             f"first: `{argument}.to({parameter.dtype})`."
         )
     return hidden
+
+
+def check_steering_vector(model: Any, vector: torch.Tensor, factor: float) -> None:
+    """A steering vector is real, finite (unless allowed) and floating point; so is its factor."""
+    if not (vector.dtype.is_floating_point or vector.dtype.is_complex):
+        raise InvalidValueError(
+            f"steering_vector has dtype {vector.dtype}; it is added to the residual stream, so it must be "
+            f"floating point: `steering_vector.float()` (or `.to(model.dtype)`)."
+        )
+    if vector.device.type == "meta":
+        raise InvalidValueError("steering_vector is on the meta device, so it holds no values; build it on a real device.")
+    if not getattr(model, "allow_non_finite_writes", False):
+        count = _non_finite(vector)
+        if count or not math.isfinite(float(factor)):
+            raise InvalidValueError(
+                f"steer: the steering_vector holds {count} NaN or inf entries (factor={factor}), which would "
+                f"spread to every later position; pass finite values, or set `model.allow_non_finite_writes = "
+                f"True` to steer with them on purpose."
+            )
