@@ -18,6 +18,7 @@ One family declaration; each type's variant says what differs:
 from __future__ import annotations
 
 from nnrosetta import Adapter, MoESpec, Residual, Variant, conventions, hookimpl
+from nnrosetta.moe_declarations import ExpertByHand, Routing
 
 NNROSETTA_CONTRACT = 2
 
@@ -45,7 +46,8 @@ SWITCHED = MoESpec(num_experts_key="num_experts", normalize_top_k="norm_topk_pro
 
 MIXTRAL = Adapter(
     name="mixtral",
-    model_types=("mixtral", "olmoe", "qwen3_moe", "flex_olmo", "qwen2_moe"),
+    model_types=("mixtral", "olmoe", "qwen3_moe", "flex_olmo", "qwen2_moe", "phimoe", "minimax_m2",
+                 "hunyuan_v1_moe", "ernie4_5_moe", "afmoe", "aria_text"),
     rename=RENAME,
     attention=conventions.ATTENTION,
     heads=conventions.HEADS,
@@ -73,6 +75,49 @@ MIXTRAL = Adapter(
                 "norm_topk_prob": False,
             },
             notes="routed experts plus a sigmoid-gated shared expert (shared_experts_output[i])",
+        ),
+        "phimoe": Variant(
+            moe=MoESpec(router="router", normalize_top_k=False),
+            tiny_config={"num_local_experts": 4},
+            notes="sparse-mixer routing: the first expert is the best logit, the second the best of the rest "
+            "(in eval mode, so the top-2 of the logits); each weight is a softmax over the logits masked near "
+            "its expert's, so the two weights do not sum to 1",
+        ),
+        "minimax_m2": Variant(
+            moe=MoESpec(normalize_top_k=True, routing=Routing(scores="sigmoid", score_bias="e_score_correction_bias")),
+            tiny_config={"num_local_experts": 4},
+            notes="sigmoid routing; the score bias sits on the block (mlp.e_score_correction_bias) and is passed to the router",
+        ),
+        "hunyuan_v1_moe": Variant(
+            moe=MoESpec(num_experts_key="num_experts", experts_per_token_key="moe_topk", shared_experts="shared_mlp"),
+            tiny_config={"num_experts": 4, "moe_topk": 2, "use_qk_norm": True},
+            notes="softmax then top-k, renormalised; a dense shared MLP at mlp.shared_mlp is added to every token",
+        ),
+        "ernie4_5_moe": Variant(
+            moe=MoESpec(num_experts_key="moe_num_experts", experts_per_token_key="moe_k", shared_experts="shared_experts",
+                        routing=Routing(scores="softmax", score_bias="gate.moe_statics.e_score_correction_bias")),
+            tiny_config={"moe_num_experts": 4, "moe_k": 2, "moe_intermediate_size": 24, "moe_num_shared_experts": 1,
+                         "moe_layer_start_index": 1, "moe_layer_end_index": 1},
+            notes="softmax scores plus a score bias (gate.moe_statics) choose the experts, the chosen softmax "
+            "weights are renormalised; layer 0 is dense (moe_layer_start_index)",
+        ),
+        "afmoe": Variant(
+            moe=MoESpec(router="router", num_experts_key="num_experts", shared_experts="shared_experts",
+                        top_k_scale_key="route_scale",
+                        routing=Routing(scores="sigmoid", score_bias="expert_bias")),
+            residual=Residual(kind="sandwich", attention_post_norm="post_attention_layernorm",
+                              mlp_post_norm="post_mlp_layernorm"),
+            tiny_config={"num_experts": 4, "moe_intermediate_size": 24, "num_shared_experts": 1, "num_dense_layers": 1,
+                         "route_scale": 2.0, "layer_types": ["sliding_attention", "full_attention"],
+                         "global_attn_every_n_layers": 2},
+            notes="sigmoid routing with a score bias (mlp.expert_bias), renormalised and times route_scale; "
+            "the first num_dense_layers are dense; each sublayer's output is normalised before it is added",
+        ),
+        "aria_text": Variant(
+            moe=MoESpec(router="router", num_experts_key="moe_num_experts", experts_per_token_key="moe_topk",
+                        shared_experts="shared_experts", expert_by_hand=ExpertByHand(transposed=True)),
+            tiny_config={"moe_num_experts": 4, "moe_topk": 2, "moe_num_shared_experts": 1},
+            notes="top-k then softmax; expert weights stored (in, out); shared experts at mlp.shared_experts",
         ),
     },
     description="Mixtral-style MoE: mlp.gate -> (logits, weights, indices), fused mlp.experts.",
