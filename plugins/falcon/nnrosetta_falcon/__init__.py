@@ -18,7 +18,10 @@ its probabilities in a second, ALiBi branch of the attention forward: a model ty
 one declaration per adapter, so that layout is the adapter ``falcon_rw``
 (``StandardizedTransformer(..., adapter="falcon_rw")``); ``falcon`` refuses it at load.
 
-Per-head values are not declared (`HEADS_NOT_DECLARED`).
+Per-head queries, keys, values and head outputs are served where the forward holds
+them per head (attention is computed by hand: no rotated values or recomputed
+patterns); the new decoder architecture is refused them (`GROUPED_HEADS_BROADCAST`).
+Multi-query configs report one key/value head whatever ``num_kv_heads`` says.
 """
 
 from __future__ import annotations
@@ -26,18 +29,37 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional
 
-from nnrosetta import Adapter, AttentionSpec, Called, ConfigKeys, Residual, hookimpl
+from nnrosetta import Adapter, Assigned, AttentionSpec, Called, ConfigKeys, HeadsSpec, Residual, hookimpl
 
 NNROSETTA_CONTRACT = 2
 
 RW_ADAPTER = "falcon_rw"
 
-#: Why neither adapter declares a `HeadsSpec`, in the words `nnrosetta adapters` shows.
-HEADS_NOT_DECLARED = (
-    "per-head values are not declared: FalconAttention computes its scores with `@` and F.softmax (or "
-    "scaled_dot_product_attention) instead of calling a transformers attention function, which HeadsSpec "
-    "needs for the rotated queries/keys and the recomputed patterns"
+#: Why the new decoder architecture declares no per-head values.
+GROUPED_HEADS_BROADCAST = (
+    "new_decoder_architecture=True: `_split_heads` broadcasts each group's key and value to every query head "
+    "before the forward assigns them, so the forward holds no (batch, num_kv_heads, seq, head_dim) keys or "
+    "values to read or write; per-head values are served on the multi-query, multi-head and Falcon-RW layouts"
 )
+
+#: The heads the forward splits out of ``query_key_value`` (its first assignments, before rotary):
+#: attention is computed by hand (``@`` and F.softmax, or scaled_dot_product_attention), so
+#: there is no attention call; ``dense``'s input is the concatenated head outputs in every branch.
+HEADS = HeadsSpec(
+    output_projection="dense",
+    attention_call=None,
+    queries=Assigned("query_layer", occurrence=0),
+    keys=Assigned("key_layer", occurrence=0),
+    values=Assigned("value_layer", occurrence=0),
+    refuse=lambda config: GROUPED_HEADS_BROADCAST if config.new_decoder_architecture else None,
+)
+
+
+def _kv_heads(config) -> int:
+    """Multi-query Falcon (7B) uses one key/value head whatever ``num_kv_heads`` says (its config leaves
+    it at the number of query heads); the other layouts use ``num_kv_heads``."""
+    return 1 if config.multi_query and not config.new_decoder_architecture else config.num_kv_heads
+
 
 #: The parallel layer adds the attention output into the MLP's output tensor in place.
 IN_PLACE_MLP_OUTPUT = (
@@ -52,15 +74,14 @@ RENAME = {
     "self_attention": "self_attn",
 }
 
-#: Falcon-7B's defaults shrunk: multi-query, parallel attention, rotary, no biases, 4x MLP.
-#: num_kv_heads=1 says what multi_query means (see `_multi_query_refusal`).
+#: Falcon-7B's defaults shrunk: multi-query, parallel attention, rotary, no biases, 4x MLP;
+#: num_kv_heads left at its default (the number of query heads), as Falcon-7B's own config has it.
 TINY = {
     "hidden_size": 32,
     "num_hidden_layers": 2,
     "num_attention_heads": 4,
     "max_position_embeddings": 128,
     "multi_query": True,
-    "num_kv_heads": 1,
     "parallel_attn": True,
     "new_decoder_architecture": False,
     "alibi": False,
@@ -77,17 +98,6 @@ TINY_RW = {**TINY_MULTI_HEAD, "alibi": True, "parallel_attn": False, "bias": Tru
 
 def _is_rw_layout(config) -> bool:
     return bool(config.alibi) and not config.parallel_attn and not config.new_decoder_architecture
-
-
-def _multi_query_refusal(config) -> Optional[str]:
-    if config.multi_query and not config.new_decoder_architecture and config.num_kv_heads != 1:
-        return (
-            f"multi_query=True: FalconAttention uses one key/value head, but config.num_kv_heads is "
-            f"{config.num_kv_heads}, and nnrosetta reads num_kv_heads from that key. The attention ignores "
-            f"num_kv_heads in this layout, so set it to 1: config = AutoConfig.from_pretrained(name); "
-            f"config.num_kv_heads = 1; StandardizedTransformer(name, config=config)"
-        )
-    return None
 
 
 def _falcon_refusal(config) -> Optional[str]:
@@ -107,7 +117,7 @@ def _falcon_refusal(config) -> Optional[str]:
             "parallel_attn=False with rotary attention: sequential layers, while the adapter 'falcon' declares "
             "the parallel residual; no released Falcon has this layout"
         )
-    return _multi_query_refusal(config)
+    return None
 
 
 def _rw_refusal(config) -> Optional[str]:
@@ -116,20 +126,21 @@ def _rw_refusal(config) -> Optional[str]:
             "only the Falcon-RW layout (alibi=True, parallel_attn=False, new_decoder_architecture=False) is "
             "served by 'falcon_rw'; load other Falcon layouts without adapter=, or with adapter='falcon'"
         )
-    return _multi_query_refusal(config)
+    return None
 
 
 FALCON = Adapter(
     name="falcon",
     model_types=("falcon",),
     rename=RENAME,
-    config_keys=ConfigKeys(num_kv_heads="num_kv_heads"),
+    config_keys=ConfigKeys(num_kv_heads=_kv_heads),
     attention=AttentionSpec(probabilities=Called("F.softmax")),
+    heads=HEADS,
     residual=Residual(kind="parallel"),
     tiny_config=TINY,
     refuse=_falcon_refusal,
     mutated_in_place={"mlps_output": IN_PLACE_MLP_OUTPUT},
-    notes=HEADS_NOT_DECLARED,
+    notes=GROUPED_HEADS_BROADCAST,
     description=(
         "Falcon (7B multi-query, 40B/180B/2 new decoder architecture, multi-head): transformer.h[i]."
         "{self_attention,mlp}, parallel residual, rotary; Falcon-RW is the adapter 'falcon_rw'."
@@ -144,7 +155,6 @@ FALCON_RW = dataclasses.replace(
     residual=Residual(kind="sequential"),
     tiny_config={},
     mutated_in_place={},
-    known_broken={},
     refuse=_rw_refusal,
     priority=-1,
     description=(

@@ -1,4 +1,4 @@
-"""Falcon-specific choices: the layouts of one model type, their kv heads and residual forms."""
+"""Falcon-specific choices: the layouts of one model type, their kv heads, per-head splits and residual forms."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 from transformers import AutoConfig
 
 import nnrosetta_conformance
-from nnrosetta import StandardizedTransformer, UnsupportedArchitectureError
+from nnrosetta import CapabilityError, StandardizedTransformer, UnsupportedArchitectureError
 from nnrosetta_conformance.tiny import build_tiny, save_tiny
 from nnrosetta_falcon import (
     FALCON,
@@ -49,28 +49,66 @@ def test_each_layout_passes_the_suite_with_its_kv_heads(layout):
     assert _unexpected(nnrosetta_conformance.run(model), FALCON) == []
 
 
-def test_multi_query_reports_one_kv_head():
-    _, model = _load({})
+def test_multi_query_reports_one_kv_head_whatever_num_kv_heads_says():
+    hf, model = _load({})
+    assert hf.config.num_kv_heads == 4  # Falcon-7B's config leaves it at the number of query heads
     assert (model.num_heads, model.num_kv_heads) == (4, 1)
 
 
-def test_multi_query_config_with_num_kv_heads_of_every_head_is_refused_and_the_fix_loads(tmp_path):
-    """Falcon-7B's config leaves num_kv_heads at num_attention_heads; read as is, it would say 4 kv heads."""
-    folder = save_tiny("falcon", tmp_path / "falcon-7b-style", adapter=FALCON, overrides={"num_kv_heads": 4})
-    with pytest.raises(UnsupportedArchitectureError, match=r"multi_query=True.*num_kv_heads is 4.*num_kv_heads = 1"):
-        StandardizedTransformer(str(folder))
-    config = AutoConfig.from_pretrained(folder)
-    config.num_kv_heads = 1
-    model = StandardizedTransformer(str(folder), config=config)
+def test_falcon_7b_style_config_loads_from_a_path_with_hf_logits(tmp_path):
+    """Falcon-7B's own config (multi_query, num_kv_heads == num_attention_heads) loads as is."""
+    folder = save_tiny("falcon", tmp_path / "falcon-7b-style", adapter=FALCON)
+    assert AutoConfig.from_pretrained(folder).num_kv_heads == 4
+    model = StandardizedTransformer(str(folder))
     assert model.num_kv_heads == 1
     inputs = {}
     with torch.no_grad(), model.trace(PROMPTS):
         inputs["input_ids"], inputs["attention_mask"] = model.input_ids.save(), model.attention_mask.save()
         logits = model.logits.save()
-    reference = build_tiny("falcon", overrides={"num_kv_heads": 4})[0]
+    reference = build_tiny("falcon")[0]
     with torch.no_grad():
         expected = reference(**inputs, position_ids=(inputs["attention_mask"].cumsum(-1) - 1).clamp(min=0)).logits
     assert torch.equal(logits, expected)
+
+
+def _split_by_hand(fused: torch.Tensor, overrides: dict, heads: int, head_dim: int) -> tuple[torch.Tensor, ...]:
+    """query_key_value's output split into (batch, heads, seq, head_dim) as each layout lays it out."""
+    leading = fused.shape[:-1]
+    if overrides["multi_query"]:  # [every query head | the key head | the value head]
+        query, key, value = fused.split([heads * head_dim, head_dim, head_dim], dim=-1)
+        return tuple(x.reshape(*leading, -1, head_dim).transpose(1, 2) for x in (query, key, value))
+    per_head = fused.view(*leading, heads, 3, head_dim).transpose(1, 2)  # each head's q, k, v side by side
+    return per_head[..., 0, :], per_head[..., 1, :], per_head[..., 2, :]
+
+
+HEAD_LAYOUTS = {"multi_query": (TINY, None), "multi-head": (TINY_MULTI_HEAD, None), "rw": (TINY_RW, "falcon_rw")}
+
+
+@pytest.mark.parametrize("layout", HEAD_LAYOUTS)
+def test_heads_are_query_key_value_split_by_hand_before_rotary(layout):
+    overrides, adapter = HEAD_LAYOUTS[layout]
+    hf, model = _load(overrides, adapter)
+    saved = {}
+    with torch.no_grad(), model.trace(PROMPTS):
+        for layer in range(model.num_layers):
+            saved[layer] = [model.attentions_input[layer].save()] + [
+                getattr(model, name)[layer].save() for name in ("queries", "keys", "values")
+            ]
+    for layer, (attention_input, queries, keys, values) in saved.items():
+        attention = hf.transformer.h[layer].self_attention
+        with torch.no_grad():
+            fused = attention.query_key_value(attention_input)
+            by_hand = _split_by_hand(fused, overrides, model.num_heads, model.head_dim)
+            assert [tuple(x.shape[1:2]) for x in by_hand[1:]] == [(model.num_kv_heads,)] * 2
+        for seen, expected in zip((queries, keys, values), by_hand):
+            assert torch.equal(seen, expected), layer
+
+
+def test_new_decoder_architecture_refuses_heads_it_holds_broadcast():
+    _, model = _load(TINY_NEW_DECODER)
+    with pytest.raises(CapabilityError, match="broadcasts each group's key and value"):
+        with model.trace(PROMPTS):
+            model.queries[0].save()
 
 
 def _attention_edit_reaches(model: StandardizedTransformer, layer: int) -> tuple[bool, bool]:
