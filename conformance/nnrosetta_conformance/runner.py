@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional, Union
 import torch
 
 from nnrosetta.adapter import Adapter
-from nnrosetta.errors import NnrosettaError, UnsupportedArchitectureError
+from nnrosetta.errors import NnrosettaError, RefusedConfigError, UnsupportedArchitectureError
 from nnrosetta.model import StandardizedTransformer
 from nnrosetta.registry import Registry, default_registry
 
@@ -319,6 +319,12 @@ def run_all_tiny(
         model_started = time.perf_counter()
         try:
             report = run(target, [c.name for c in selected], adapter=served_by, registry=registry, on_result=on_result)
+        except RefusedConfigError as refused:  # the adapter says why it does not serve this config
+            results = [CheckResult(c.name, SKIPPED, f"not run: {refused}") for c in selected]
+            for result in results:
+                if on_result is not None:
+                    on_result(result)
+            report = Report(target, model_type, served_by.name, served_by.plugin, results, time.perf_counter() - model_started)
         except Exception as error:  # noqa: BLE001 - one broken type must not hide the others
             message = f"not run: the tiny model failed to build or load: {type(error).__name__}: {error}"
             results = [CheckResult(c.name, FAILED, message) for c in selected]

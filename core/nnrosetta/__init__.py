@@ -45,6 +45,7 @@ _EXPORTS = {
     "ShapeError": "errors",
     "SourceLabelError": "errors",
     "UnsupportedArchitectureError": "errors",
+    "RefusedConfigError": "errors",
     "hookimpl": "hookspecs",
     "StandardizedTransformer": "model",
     "TopK": "moe",
@@ -72,6 +73,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors
         RenamingError,
         ShapeError,
         SourceLabelError,
+        RefusedConfigError,
         UnsupportedArchitectureError,
     )
     from .hookspecs import hookimpl

@@ -80,3 +80,7 @@ class ModelLoadError(NnrosettaError, OSError):
 
 class ReadOrderError(TraceUsageError):
     """A trace read a value the forward pass had already run past (reads follow forward order)."""
+
+
+class RefusedConfigError(UnsupportedArchitectureError):
+    """The adapter claims the model type but refuses this config (an option it cannot serve), with the reason."""
