@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Optional, Sequence, Union
 import torch
 
 from .accessors import normalize_index
-from .errors import AccessorAssignmentError, CapabilityError, LayerIndexError, ShapeError
+from .errors import AccessorAssignmentError, CapabilityError, LayerIndexError, ShapeError, UnsupportedArchitectureError
 from .specs import MoESpec
 
 if TYPE_CHECKING:
@@ -232,6 +232,18 @@ def _note_block_shape(shapes: dict, layer: int, module: Any, args: tuple, kwargs
     shapes[layer] = (int(hidden.shape[0]), int(hidden.shape[1]))
 
 
+def _refuse_dense_model(model: Any) -> None:
+    """An MoE adapter on a model with no MoE layer would report `is_moe` and serve nothing: refuse it."""
+    adapter = model.adapter
+    mlp = model.layers[0].mlp._module if model.num_layers else None
+    raise UnsupportedArchitectureError(
+        f"adapter {adapter.name!r} ({adapter.plugin or '<explicit>'}) declares mixture-of-experts routing "
+        f"(a `{adapter.moe.router}` router inside each layer's mlp), but no layer of this "
+        f"{model._model_type()!r} model has one (layer 0's mlp is {type(mlp).__name__}): it is a dense model. "
+        f"Drop adapter= to use the adapter of its family, or pass a dense one."
+    )
+
+
 class MixtureOfExpertsInterface:
     """The MoE part of `StandardizedTransformer`, served from the adapter's `MoESpec`.
 
@@ -321,10 +333,13 @@ class MixtureOfExpertsInterface:
         """
         if self.adapter.moe is None or self.__dict__.get("_moe_hooked_module") is self._module:
             return
+        moe_layers = self.moe_layers
+        if not moe_layers:
+            _refuse_dense_model(self)
         shapes: dict[int, tuple[int, int]] = {}
         object.__setattr__(self, "_moe_block_shapes", shapes)
         object.__setattr__(self, "_moe_hooked_module", self._module)
-        for layer in self.moe_layers:
+        for layer in moe_layers:
             self.layers[layer].mlp._module.register_forward_pre_hook(
                 functools.partial(_note_block_shape, shapes, layer), with_kwargs=True
             )
