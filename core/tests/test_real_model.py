@@ -30,6 +30,8 @@ from nnrosetta.pretrained import (
     quiet_transformers,
 )
 
+pytestmark = pytest.mark.real
+
 PROMPTS = ["The Eiffel Tower is in the city of", "Hi", "The capital of Japan is"]
 EIFFEL = "The Eiffel Tower is in the city of"
 #: Layers (of 0-29) at which the logit lens reads " Paris" as top-1 after EIFFEL (measured).
