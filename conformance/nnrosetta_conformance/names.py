@@ -27,4 +27,9 @@ WAIVABLE_CHECKS = (
     "attention_patterns",
     "moe_routing",
     "state_restored",
+    "kinds_shapes",
+    "kinds_writes",
+    "kinds_residual",
+    "kinds_locality",
+    "kinds_generation",
 )

@@ -28,7 +28,7 @@ from .base import (
     suite_state,
 )
 
-CHECK_MODULES = ("core", "meaning", "attention", "moe")
+CHECK_MODULES = ("core", "meaning", "attention", "moe", "kinds")
 
 
 def _import_check_modules() -> tuple[str, ...]:

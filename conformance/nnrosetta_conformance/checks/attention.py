@@ -40,7 +40,11 @@ def _hf_attentions(model: "StandardizedTransformer") -> tuple[torch.Tensor, ...]
         output = model._module(
             **probe.inputs(device), position_ids=probe.position_ids.to(device), output_attentions=True
         )
-    return output.attentions
+    attentions = output.attentions
+    if len(attentions) == model.num_layers:
+        return attentions
+    # Hybrid models record probabilities of their softmax-attention layers only: index them by layer.
+    return dict(zip(softmax_layers(model), attentions))
 
 
 def _allowed_keys(model: "StandardizedTransformer") -> torch.Tensor:
@@ -92,7 +96,7 @@ def attention_probabilities(model: "StandardizedTransformer") -> None:
     with attention_implementation(model, "eager"):
         seen: dict[int, torch.Tensor] = {}
         with torch.no_grad(), model.trace(inputs):
-            for index in range(model.num_layers):
+            for index in softmax_layers(model):
                 seen[index] = model.attention_probabilities[index].save()
             logits = model.logits.save()
         reference = _hf_attentions(model)
@@ -132,7 +136,7 @@ def attention_probabilities(model: "StandardizedTransformer") -> None:
                 f"{where_differs(probabilities, hf)}. The adapter's `attention.probabilities` label points "
                 f"at another value than the one the attention uses.",
             )
-        layer = model.num_layers - 1
+        layer = softmax_layers(model)[-1]
         with torch.no_grad(), model.trace(inputs):
             current = model.attention_probabilities[layer]
             model.attention_probabilities[layer] = current.clone()
@@ -172,7 +176,7 @@ def heads(model: "StandardizedTransformer") -> None:
     by_call = spec.attention_call is not None
     names = ("queries", "keys", "values") + (("rotated_queries", "rotated_keys") if by_call else ())
     with torch.no_grad(), model.trace(inputs):
-        for index in range(model.num_layers):
+        for index in softmax_layers(model):
             for name in names:
                 seen[f"{name}[{index}]"] = getattr(model, name)[index].save()
                 shapes[f"{name}[{index}]"] = tuple(seen[f"{name}[{index}]"].shape)
@@ -184,7 +188,7 @@ def heads(model: "StandardizedTransformer") -> None:
             outputs[index] = (heads_output, model.attentions_output[index].save())
         logits = model.logits.save()
     expected = {}
-    for index in range(model.num_layers):
+    for index in softmax_layers(model):
         expected[f"queries[{index}]"] = expected[f"rotated_queries[{index}]"] = (batch, heads_count, seq, head_dim)
         for name in ("keys", "values", "rotated_keys"):
             expected[f"{name}[{index}]"] = (batch, kv_heads, seq, head_dim)
@@ -193,7 +197,7 @@ def heads(model: "StandardizedTransformer") -> None:
         f"{name} is {shapes[name]}, expected {shape}" for name, shape in expected.items() if name in shapes and shapes[name] != shape
     ]
     expect(not wrong, f"per-head shapes on a ({batch}, {seq}) probe: " + "; ".join(wrong) + ".")
-    for index in range(model.num_layers if by_call else 0):
+    for index in (softmax_layers(model) if by_call else ()):
         _projections_feed_attention(model, seen, index)
     for index, (heads_output, attention_output) in outputs.items():
         module = output_projection(model, index, model.adapter.heads)._module
@@ -204,7 +208,7 @@ def heads(model: "StandardizedTransformer") -> None:
             f"heads_output[{index}] through `{projection}` differs from attentions_output[{index}]: "
             f"{where_differs(projected, attention_output)}.",
         )
-    layer = model.num_layers - 1
+    layer = softmax_layers(model)[-1]
     with torch.no_grad(), model.trace(inputs):
         model.heads_output[layer] = model.heads_output[layer].clone()
         identity_logits = model.logits.save()
@@ -268,7 +272,7 @@ def _patterns_reproduce_probabilities(model: "StandardizedTransformer", inputs: 
     """softmax(q·kᵀ·scaling + mask) of the rotated queries and keys is `attention_probabilities[i]`."""
     pairs: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
     with attention_implementation(model, "eager"), torch.no_grad(), model.trace(inputs):
-        for index in range(model.num_layers):
+        for index in softmax_layers(model):
             pattern = model.attention_patterns(index).save()
             pairs[index] = (pattern, model.attention_probabilities[index].save())
     for index, (pattern, probabilities) in pairs.items():
@@ -320,6 +324,6 @@ def attention_patterns(model: "StandardizedTransformer") -> None:
 def _patterns(model: "StandardizedTransformer", inputs: dict) -> dict[int, torch.Tensor]:
     patterns: dict[int, torch.Tensor] = {}
     with torch.no_grad(), model.trace(inputs):
-        for index in range(model.num_layers):
+        for index in softmax_layers(model):
             patterns[index] = model.attention_patterns(index).save()
     return patterns

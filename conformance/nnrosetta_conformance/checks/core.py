@@ -14,6 +14,7 @@ import torch
 
 from nnrosetta.accessors import sublayer_site
 from nnrosetta.errors import RenamingError
+from nnrosetta.layer_kinds import served_accessors
 from nnrosetta.validation import check_structure
 
 from .base import (
@@ -80,6 +81,10 @@ def _shape(value: Any) -> Any:
 @check("structure", gate=True)
 def structure(model: "StandardizedTransformer") -> None:
     """Every standard module resolves, and the layers are homogeneous."""
+    if model.adapter.layer_kinds is not None:
+        from .kinds import structure_by_kind  # hybrid layers: homogeneous within each declared kind
+
+        return structure_by_kind(model)
     try:
         check_structure(model)
     except RenamingError as error:
@@ -111,7 +116,7 @@ def accessor_shapes(model: "StandardizedTransformer") -> None:
         attention_mask = model.attention_mask.save()
         seen["token_embeddings"] = _shape(model.token_embeddings)
         for index in range(model.num_layers):
-            for name in LAYER_ACCESSORS:
+            for name in served_accessors(model, index, LAYER_ACCESSORS):
                 seen[f"{name}[{index}]"] = _shape(getattr(model, name)[index])
         seen["logits"] = _shape(model.logits)
         seen["next_token_probs"] = _shape(model.next_token_probs)
@@ -176,7 +181,7 @@ def _write_back(model: "StandardizedTransformer", names: tuple[str, ...], embedd
         if embeddings:
             model.token_embeddings = model.token_embeddings.clone()
         for index in range(model.num_layers):
-            for name in names:
+            for name in served_accessors(model, index, names):
                 accessor = getattr(model, name)
                 accessor[index] = accessor[index].clone()
         logits = model.logits.save()
@@ -205,7 +210,7 @@ def write_effect(model: "StandardizedTransformer") -> None:
     """Changing layers_output[i], attentions_output[i], mlps_output[i] changes the logits."""
     # One forward: the probe repeated once per edit (plus a clean copy); copy j gets edit j alone.
     probe = current_probe(model)
-    edits = [(name, index) for index in range(model.num_layers) for name in EDITED_ACCESSORS]
+    edits = [(name, index) for index in range(model.num_layers) for name in served_accessors(model, index, EDITED_ACCESSORS)]
     rows = probe.batch_size
     copies = len(edits) + 1
     device = model_device(model)

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from nnrosetta.accessors import module_at
+from nnrosetta.accessors import module_at, sublayer_site
+from nnrosetta.layer_kinds import softmax_layers
 
 from .base import CheckSkipped, check, current_probe, expect, model_device, where_differs
 
@@ -53,6 +54,8 @@ def _longest_row(model: "StandardizedTransformer") -> torch.Tensor:
 @check("residual_sum")
 def residual_sum(model: "StandardizedTransformer") -> None:
     """Each layer's output is its input plus what its attention and MLP add, as the adapter's `Residual` says."""
+    if model.adapter.layer_kinds is not None:
+        raise CheckSkipped("the adapter declares layer kinds: `kinds_residual` checks each layer through its mixer")
     residual = model.adapter.residual
     if residual.kind == "post_norm":
         raise CheckSkipped("the adapter declares post-norm layers (Residual(kind='post_norm')): nothing is added as is")
@@ -107,6 +110,8 @@ def residual_sum(model: "StandardizedTransformer") -> None:
 @check("sublayer_locality")
 def sublayer_locality(model: "StandardizedTransformer") -> None:
     """attentions_input is a per-token function of layers_input and the attention mixes tokens; the MLP does not."""
+    if model.adapter.layer_kinds is not None:
+        raise CheckSkipped("the adapter declares layer kinds: `kinds_locality` checks each layer's mixer and MLP")
     ids = _longest_row(model)
     length = int(ids.shape[1])
     if length < 2:
@@ -229,7 +234,10 @@ def sizes(model: "StandardizedTransformer") -> None:
         return  # the `heads` check compares every per-head shape with these sizes
     if "self_attn" in model.adapter.spans:
         raise CheckSkipped("the attention is a span: no single module's projections to measure")
-    widths = _widths(model.layers[0].self_attn._module)
+    attention = softmax_layers(model)
+    if not attention:
+        raise CheckSkipped("no layer is a softmax-attention layer: no attention projections to measure")
+    widths = _widths(sublayer_site(model, attention[0], "self_attn", "output")._module)
     if not widths:
         raise CheckSkipped("the attention module has no linear projections of its own to measure")
     heads, kv_heads, head_dim = model.num_heads, model.num_kv_heads, model.head_dim
