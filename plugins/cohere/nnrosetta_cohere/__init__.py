@@ -18,13 +18,16 @@ The module tree is Llama's (``model.layers[i].{self_attn,mlp}``, ``model.norm``,
 
 ``cohere2_moe`` routes like Mixtral: the router at ``mlp.gate`` returns
 ``(logits, weights, indices)`` and the fused experts at ``mlp.experts`` compute the
-tokens with those weights and indices. Its optional shared experts are not exposed
-as ``shared_experts_output`` (see `refuse_moe_options`).
+tokens with those weights and indices. The k weights sum to 1 with softmax selection
+and with sigmoid selection under ``norm_topk_prob``; expert ablation renormalises the
+kept weights exactly then (`normalizes_top_k`). Its optional shared experts
+(``num_shared_experts > 0``, none by default) are not exposed as ``shared_experts_output``:
+the module exists only for some configs, and an MoE declaration names it for every one.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -57,22 +60,10 @@ def scaled_projection(model: "StandardizedTransformer", hidden: torch.Tensor) ->
     return logits
 
 
-def refuse_moe_options(config: "PretrainedConfig") -> Optional[str]:
-    """Why a ``cohere2_moe`` config's routing is not what the MoE declaration says, or None.
-
-    The declaration says the k chosen weights sum to 1 (true of softmax selection, and of
-    sigmoid selection with ``norm_topk_prob=True``), so `ablate_experts` renormalises the
-    weights it keeps. Sigmoid weights left unnormalised would be renormalised wrongly.
-    """
-    if getattr(config, "expert_selection_fn", "softmax") == "sigmoid" and not getattr(config, "norm_topk_prob", True):
-        return (
-            "expert_selection_fn='sigmoid' with norm_topk_prob=False leaves the k routing weights unnormalised, "
-            "but the adapter's MoESpec declares them renormalised (as softmax selection and norm_topk_prob=True "
-            "are), so expert ablation would renormalise them wrongly. There is no setting that keeps this "
-            "checkpoint's computation; use the plain HuggingFace model, or load a checkpoint with "
-            "norm_topk_prob=True or expert_selection_fn='softmax'"
-        )
-    return None
+def normalizes_top_k(config: "PretrainedConfig") -> bool:
+    """Whether the k routing weights sum to 1: softmax over the top-k logits always does;
+    sigmoid selection only with ``norm_topk_prob`` (Cohere2MoeTopKRouter.forward)."""
+    return config.expert_selection_fn == "softmax" or bool(config.norm_topk_prob)
 
 
 TINY = {
@@ -103,8 +94,8 @@ TINY_MOE = {
     "num_experts_per_tok": 2,
 }
 
-#: Softmax over the top-k logits (or normalised sigmoids) always sums to 1.
-MOE = MoESpec(num_experts_key="num_experts", experts_per_token_key="num_experts_per_tok", normalize_top_k=True)
+#: Renormalised exactly when the router's weights sum to 1 (`normalizes_top_k`).
+MOE = MoESpec(num_experts_key="num_experts", experts_per_token_key="num_experts_per_tok", normalize_top_k=normalizes_top_k)
 
 COHERE = Adapter(
     name="cohere",
@@ -123,7 +114,6 @@ COHERE = Adapter(
         ),
         "cohere2_moe": Variant(
             moe=MOE,
-            refuse=refuse_moe_options,
             tiny_config=TINY_MOE,
             notes="cohere2 layers with Mixtral-style routed experts (mlp.gate, mlp.experts); dense prefix layers",
         ),

@@ -15,7 +15,8 @@ import math
 import pytest
 import torch
 
-from nnrosetta import StandardizedTransformer, UnsupportedArchitectureError
+import nnrosetta_conformance
+from nnrosetta import StandardizedTransformer
 from nnrosetta.interventions import logit_lens
 from nnrosetta_cohere import MODEL_TYPES
 from nnrosetta_conformance.tiny import build_tiny
@@ -124,10 +125,47 @@ def test_cohere_queries_and_keys_are_read_after_the_optional_per_head_norm():
     assert not torch.allclose(saved["queries"], projected.transpose(1, 2))
 
 
-def test_cohere2_moe_with_unnormalised_sigmoid_routing_is_refused_at_load():
-    hf, tokenizer = build_tiny("cohere2_moe", overrides={"expert_selection_fn": "sigmoid", "norm_topk_prob": False})
-    with pytest.raises(UnsupportedArchitectureError, match="expert_selection_fn='sigmoid' with norm_topk_prob=False"):
-        StandardizedTransformer(hf, tokenizer=tokenizer)
-    hf, tokenizer = build_tiny("cohere2_moe", overrides={"expert_selection_fn": "sigmoid", "norm_topk_prob": True})
+SELECTIONS = {
+    "softmax": ({"expert_selection_fn": "softmax", "norm_topk_prob": False}, True),
+    "sigmoid, normalised": ({"expert_selection_fn": "sigmoid", "norm_topk_prob": True}, True),
+    "sigmoid, unnormalised": ({"expert_selection_fn": "sigmoid", "norm_topk_prob": False}, False),
+}
+
+
+@pytest.mark.parametrize("selection", SELECTIONS)
+def test_cohere2_moe_routing_weights_and_ablation_follow_the_expert_selection(selection):
+    """Weights are the router's own function of its top-k logits; ablation renormalises exactly when it does."""
+    overrides, normalised = SELECTIONS[selection]
+    hf, tokenizer = build_tiny("cohere2_moe", overrides=overrides)
     model = StandardizedTransformer(hf, tokenizer=tokenizer)
-    assert model.normalizes_top_k
+    assert model.normalizes_top_k is normalised
+    layer, ablated = 1, 0  # the first routed layer (layer 0 is a dense prefix)
+    saved = {}
+    with torch.no_grad(), model.trace(PROMPTS):
+        saved["logits"] = model.routers_output[layer].save()
+        saved["top"] = model.router_top_k[layer]
+        saved["indices"], saved["weights"] = saved["top"].indices.save(), saved["top"].weights.save()
+    with torch.no_grad(), model.trace(PROMPTS):
+        model.ablate_experts(layer, ablated)
+        saved["kept"] = model.router_top_k[layer].weights.save()
+    top_logits, indices = torch.topk(saved["logits"], hf.config.num_experts_per_tok, dim=-1)
+    assert torch.equal(saved["indices"], indices)
+    if selection == "softmax":
+        by_hand = torch.softmax(top_logits, dim=-1, dtype=torch.float)
+    else:
+        by_hand = torch.sigmoid(top_logits)
+        by_hand = by_hand / by_hand.sum(-1, keepdim=True) if normalised else by_hand
+    assert torch.equal(saved["weights"], by_hand.to(saved["weights"].dtype))
+    hit = (indices == ablated).any(-1)
+    assert bool(hit.any()) and bool((~hit).any())
+    kept = torch.where(indices == ablated, torch.zeros_like(by_hand), by_hand)
+    expected = kept / kept.sum(-1, keepdim=True) if normalised else kept
+    assert torch.allclose(saved["kept"][hit], expected[hit], atol=1e-6, rtol=0)
+    assert torch.equal(saved["kept"][~hit], saved["weights"][~hit])
+
+
+def test_cohere2_moe_with_unnormalised_sigmoid_routing_passes_the_suite():
+    hf, tokenizer = build_tiny("cohere2_moe", overrides=SELECTIONS["sigmoid, unnormalised"][0])
+    report = nnrosetta_conformance.run(StandardizedTransformer(hf, tokenizer=tokenizer))
+    assert [(r.name, r.status, r.message) for r in report.results if r.status not in ("passed", "skipped")] == []
+    assert ("moe_routing", "passed") in [(r.name, r.status) for r in report.results]
