@@ -15,6 +15,7 @@ import torch
 from nnrosetta.attention import attention_implementation
 from nnrosetta.capabilities import Capability
 from nnrosetta.heads import attention_call, output_projection
+from nnrosetta.layer_kinds import softmax_layers
 
 from .base import CheckSkipped, Probe, check, current_probe, expect, model_device, where_differs
 
