@@ -13,11 +13,12 @@ from typing import Any, Optional
 import torch
 from transformers import AutoConfig, AutoTokenizer, PretrainedConfig
 
-from .errors import NnrosettaError
+from .errors import ModelLoadError, NnrosettaError
 
 
 def read_config(model: Any, load_kwargs: dict) -> PretrainedConfig:
-    """The HuggingFace config of a model object, a local folder, or a hub id."""
+    """The HuggingFace config of a model object, a local folder, or a hub id (load options checked first)."""
+    check_dtype(load_kwargs)
     if isinstance(model, torch.nn.Module):
         config = getattr(model, "config", None)
         if config is None:
@@ -40,6 +41,88 @@ def read_config(model: Any, load_kwargs: dict) -> PretrainedConfig:
             f"could not read a model config from {str(model)!r}: {error}. Pass a folder that holds "
             f"a config.json (as written by save_pretrained), a reachable hub id, or a model object."
         ) from error
+
+
+#: dtype names that are not attributes of torch but that HuggingFace loading takes.
+DTYPE_WORDS = ("auto",)
+
+
+def check_dtype(load_kwargs: dict) -> None:
+    """``dtype=`` (or ``torch_dtype=``) names a torch dtype, before anything is loaded."""
+    for key in ("dtype", "torch_dtype"):
+        value = load_kwargs.get(key)
+        if value is None or isinstance(value, torch.dtype):
+            continue
+        name = value.removeprefix("torch.") if isinstance(value, str) else None
+        if name in DTYPE_WORDS or isinstance(getattr(torch, name or "", None), torch.dtype):
+            continue
+        raise ModelLoadError(
+            f"{key}={value!r} is not a torch dtype; use one of 'auto', 'float32', 'bfloat16', 'float16' "
+            f"(or a torch.dtype such as torch.bfloat16)."
+        )
+
+
+def load_error(error: BaseException, model: Any, load_kwargs: dict) -> Optional[NnrosettaError]:
+    """A one-line nnrosetta error for a checkpoint that HuggingFace could not load, or None to re-raise as is."""
+    from safetensors import SafetensorError
+
+    folder = str(model) if isinstance(model, (str, os.PathLike)) and os.path.isdir(str(model)) else None
+    if isinstance(error, SafetensorError):
+        broken = _unreadable_weight_file(folder) if folder else None
+        where = f"the weight file {broken!r}" if broken else f"a weight file of {str(model)!r}"
+        return ModelLoadError(
+            f"{where} cannot be read ({error}): it is truncated or corrupt. Re-download it, or re-save the "
+            f"model with save_pretrained."
+        )
+    if "ignore_mismatched_sizes" in str(error) and folder:
+        mismatch = _first_size_mismatch(folder, load_kwargs)
+        detail = f": {mismatch}" if mismatch else ""
+        return ModelLoadError(
+            f"the weights in {folder!r} do not have the sizes its config.json gives{detail}. Fix config.json to "
+            f"the checkpoint's sizes (or pass ignore_mismatched_sizes=True to re-initialise those tensors randomly)."
+        )
+    return None
+
+
+def _weight_files(folder: str) -> list[str]:
+    return sorted(os.path.join(folder, name) for name in os.listdir(folder) if name.endswith(".safetensors"))
+
+
+def _unreadable_weight_file(folder: str) -> Optional[str]:
+    from safetensors import SafetensorError, safe_open
+
+    for path in _weight_files(folder):
+        try:
+            with safe_open(path, "pt") as handle:
+                handle.keys()
+        except (SafetensorError, OSError):
+            return path
+    return None
+
+
+def _first_size_mismatch(folder: str, load_kwargs: dict) -> Optional[str]:
+    """``name is [a, b] in the checkpoint, the config builds [c, d] (n tensors differ)``, or None."""
+    from safetensors import safe_open
+    from transformers import AutoModelForCausalLM
+
+    try:
+        config = read_config(folder, load_kwargs)
+        with torch.device("meta"):
+            built = {k: tuple(v.shape) for k, v in AutoModelForCausalLM.from_config(config).state_dict().items()}
+        stored = {}
+        for path in _weight_files(folder):
+            with safe_open(path, "pt") as handle:
+                stored.update({key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()})
+    except Exception:  # the summary is a courtesy: never hide the load error behind a second one
+        return None
+    differing = [k for k in stored if k in built and stored[k] != built[k]]
+    if not differing:
+        return None
+    first = differing[0]
+    return (
+        f"{first} is {list(stored[first])} in the checkpoint, the config builds {list(built[first])} "
+        f"({len(differing)} tensors differ)"
+    )
 
 
 def class_names(model: Any, config: PretrainedConfig) -> list[str]:

@@ -27,7 +27,7 @@ from .errors import (
     UnsupportedArchitectureError,
 )
 from .heads import HeadsInterface
-from .loading import class_names, load_tokenizer, read_config, tiny_target
+from .loading import class_names, load_error, load_tokenizer, read_config, tiny_target
 from .layer_kinds import LayerKindsInterface
 from .moe import MixtureOfExpertsInterface
 from .registry import Registry, default_registry
@@ -108,8 +108,11 @@ class StandardizedTransformer(
         prepare_eager_loading(resolved, model, kwargs, enable_attention_probs)
         try:
             super().__init__(model, tokenizer=tokenizer, rename=rename, envoys=envoys, **kwargs)
-        except ValueError as error:
-            if "`rename` alias" not in str(error):
+        except Exception as error:
+            translated = load_error(error, model, kwargs)
+            if translated is not None:
+                raise translated from None
+            if not (isinstance(error, ValueError) and "`rename` alias" in str(error)):
                 raise
             raise RenamingError(
                 f"adapter {resolved.name!r} ({resolved.plugin or '<explicit>'}) cannot be applied to this "
