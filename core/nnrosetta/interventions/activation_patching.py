@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Optional
 
 import torch
 
+from ..errors import InvalidInputError
 from .inputs import Layers, Positions, Prompts
 from .metrics import Metric
 from .paired_prompts import clean_run, default_metric, pair_prompts
@@ -18,6 +19,23 @@ from .patched_runs import Patch, patched_last_logits, runs_per_pass
 
 if TYPE_CHECKING:
     from ..model import StandardizedTransformer
+
+
+def scalar_score(metric: Metric, logits: torch.Tensor, method: str) -> torch.Tensor:
+    """``metric(logits)`` as a 0-d tensor, or an error saying what the metric returned instead."""
+    value = metric(logits)
+    try:
+        score = torch.as_tensor(value)
+    except (TypeError, ValueError, RuntimeError):
+        score = None
+    if score is None or score.numel() != 1 or score.dtype == torch.bool:
+        shape = tuple(score.shape) if score is not None else type(value).__name__
+        raise InvalidInputError(
+            f"{method}: the metric must return one number for the last-token logits of shape "
+            f"{tuple(logits.shape)} (prompts, vocab); it returned {shape}. Reduce it to a scalar, e.g. "
+            f"`lambda logits: logits[:, token_id].mean()`."
+        )
+    return score.reshape(())
 
 
 def activation_patching(
@@ -55,6 +73,6 @@ def activation_patching(
             runs.append([Patch(layer, torch.full((rows,), position), values[:, column])])
     logits = patched_last_logits(model, pair.corrupted, pair.component, runs, batch_size, remote)
     with torch.no_grad():
-        scores = torch.stack([torch.as_tensor(metric(run)).reshape(()) for run in logits])
+        scores = torch.stack([scalar_score(metric, run, "activation_patching") for run in logits])
     effects = scores[1:] - scores[0]
     return effects.reshape(len(pair.layers), len(pair.positions))

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Optional
 
 import torch
 
+from ..errors import InvalidInputError
+from .activation_patching import scalar_score
 from .inputs import Layers, Positions, Prompts
 from .metrics import Metric
 from .paired_prompts import clean_run, default_metric, pair_prompts
@@ -48,7 +50,15 @@ def attribution_patching(
             model.token_embeddings = embeddings.detach().requires_grad_(True)
         for layer in pair.layers:
             activations.append(accessor[layer])
-        score = metric(model.logits[:, -1])
+        last = model.logits[:, -1]
+        score = scalar_score(metric, last, "attribution_patching")
+        if not score.requires_grad:
+            raise InvalidInputError(
+                "attribution_patching: the metric's value does not depend differentiably on the logits (it "
+                "has no gradient: .item(), argmax, comparisons or a constant break the graph), so no gradient "
+                "reaches the activations. Use a differentiable metric, e.g. `lambda logits: logits[:, token_id]"
+                ".mean()`, or activation_patching, which needs none."
+            )
         gradients = torch.autograd.grad(score, activations, allow_unused=True)
         for activation, gradient in zip(activations, gradients):
             gradient = torch.zeros_like(activation) if gradient is None else gradient
