@@ -76,7 +76,8 @@ class Routing:
 class ExpertByHand:
     """How routed expert e computes from its stacked parameters, as data.
 
-    Parameter names are attributes of the experts module, each stacked over experts
+    Parameter names are attribute paths from the experts module (dotted for a child,
+    ``"mlp.w1"``), each stacked over experts
     (the first axis is the expert), or flat with experts laid end to end when
     ``flat_rows`` names the config key of each expert's rows (DBRX's ``w1`` of shape
     (experts * ffn, hidden), ``flat_rows="ffn_config.ffn_hidden_size"``).

@@ -26,8 +26,22 @@ def _inputs(model: "StandardizedTransformer") -> dict[str, torch.Tensor]:
     return current_probe(model).inputs(model.device)
 
 
+def _attribute(module: Any, path: str) -> Any:
+    for part in path.split("."):
+        module = getattr(module, part)
+    return module
+
+
+def _has_attribute(module: Any, path: str) -> bool:
+    try:
+        _attribute(module, path)
+    except AttributeError:
+        return False
+    return True
+
+
 def _parameter(experts: Any, name: str, index: int, rows: Optional[int]) -> torch.Tensor:
-    tensor = getattr(experts, name)
+    tensor = _attribute(experts, name)
     if rows is not None:
         return tensor.reshape(-1, rows, tensor.shape[-1])[index]
     return tensor[index]
@@ -38,7 +52,7 @@ def _apply(experts: Any, how: ExpertByHand, x: torch.Tensor, name: str, index: i
     weight = _parameter(experts, name, index, rows)
     out = x @ weight if transposed else x @ weight.T
     if how.bias_suffix is not None:
-        out = out + getattr(experts, f"{name}{how.bias_suffix}")[index]
+        out = out + _attribute(experts, f"{name}{how.bias_suffix}")[index]
     return out
 
 
@@ -49,7 +63,7 @@ def expert_by_hand(experts: Any, how: ExpertByHand, index: int, hidden: torch.Te
     Reads only the stacked parameters the declaration names (`ExpertByHand`), never
     the experts module's forward or its private methods.
     """
-    missing = [n for n in (how.gate_up, how.gate, how.up, how.down) if n is not None and not hasattr(experts, n)]
+    missing = [n for n in (how.gate_up, how.gate, how.up, how.down) if n is not None and not _has_attribute(experts, n)]
     if missing:
         raise CheckFailure(
             f"moe_routing computes an expert by hand from the parameters the adapter's "
@@ -70,7 +84,7 @@ def expert_by_hand(experts: Any, how: ExpertByHand, index: int, hidden: torch.Te
     if callable(how.activation):
         inner = how.activation(experts, gate, up)
     else:
-        act = getattr(experts, how.activation)
+        act = _attribute(experts, how.activation)
         inner = act(up) if gate is None else act(gate) * up
     down_transposed = transposed if how.down_transposed is None else how.down_transposed
     return _apply(experts, how, inner, how.down, index, down_transposed, ffn_rows)

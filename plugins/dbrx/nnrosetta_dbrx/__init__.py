@@ -8,22 +8,33 @@ the attention alone); ``mlp`` is the block's ``ffn``, whose input is ``norm_2``'
 - Per-head values: ``Wqkv``'s output is clamped to ``±clip_qkv`` before the split, so
   queries, keys and values are read at their per-head assignments (after the clamp,
   before rotary), not split from ``Wqkv``'s output.
-- Mixture of experts: not declared (see `MOE_NOT_DECLARED`); ``mlps_output[i]`` is the
-  whole routed block's output and every dense accessor works on it.
+- Mixture of experts (`MOE`): ``routers_output[i]`` is the router's bare logits; the top-k
+  the block computes in ``route_tokens_to_experts`` (softmax then top-k, p-normed with
+  ``moe_normalize_expert_weights``) is read and written at the ``experts`` call's
+  arguments; the experts are flat ``w1``/``v1``/``w2`` weights declared as data.
 """
 
 from __future__ import annotations
 
-from nnrosetta import Adapter, ConfigKeys, conventions, hookimpl
+from nnrosetta import Adapter, ConfigKeys, MoESpec, conventions, hookimpl
+from nnrosetta.moe_declarations import ExpertByHand, Routing
 
 NNROSETTA_CONTRACT = 2
 
-#: Why the adapter declares no `MoESpec`, in the words `nnrosetta adapters` shows.
-MOE_NOT_DECLARED = (
-    "MoE routing is not declared: DBRX's router module returns the logits alone and the block computes "
-    "the top-k weights and indices in its method route_tokens_to_experts, while MoESpec reads "
-    "(logits, weights, indices) from the router module's output; its expert counts live in "
-    "config.ffn_config, and its experts are stacked w1/v1/w2 weights, not transformers' fused layout"
+#: DBRX's router module returns the logits alone; the block computes the top-k in
+#: route_tokens_to_experts and hands it to the experts call, where it is read and written.
+#: The experts are flat w1 / v1 / w2 of shape (experts * ffn, hidden): gate x @ w1.T,
+#: up x @ v1.T, down h @ w2 (w2 is applied untransposed).
+MOE = MoESpec(
+    router="router",
+    router_returns=("logits",),
+    top_k_at_experts=(1, 2),
+    num_experts_key="ffn_config.moe_num_experts",
+    experts_per_token_key="ffn_config.moe_top_k",
+    normalize_top_k=lambda config: config.ffn_config.moe_normalize_expert_weights == 1,
+    routing=Routing(scores="softmax"),
+    expert_by_hand=ExpertByHand(gate_up=None, gate="mlp.w1", up="mlp.v1", down="mlp.w2", down_transposed=True,
+                                activation="mlp.activation_fn", flat_rows="ffn_config.ffn_hidden_size"),
 )
 
 RENAME = {
@@ -52,11 +63,11 @@ DBRX = Adapter(
     config_keys=ConfigKeys(head_dim=None),
     attention=conventions.ATTENTION,
     heads=conventions.heads(output_projection="out_proj"),
+    moe=MOE,
     tiny_config=TINY,
-    notes=MOE_NOT_DECLARED,
     description=(
         "DBRX: transformer.blocks[i].{norm_attn_norm.attn, ffn}, transformer.norm_f; grouped-query "
-        "attention with clip_qkv; MoE blocks served as dense mlps (routing not declared)."
+        "attention with clip_qkv; MoE routing read from the bare router logits and the experts call."
     ),
 )
 

@@ -1,11 +1,10 @@
-"""DBRX-specific choices: per-head values after the clip_qkv clamp, and why MoE routing is not declared."""
+"""DBRX-specific choices: per-head values after the clip_qkv clamp, and the top-k read at the experts call."""
 
 from __future__ import annotations
 
-import pytest
 import torch
 
-from nnrosetta import CapabilityError, StandardizedTransformer
+from nnrosetta import StandardizedTransformer
 from nnrosetta_conformance.tiny import build_tiny
 from nnrosetta_dbrx import TINY
 
@@ -46,30 +45,33 @@ def test_queries_keys_values_are_read_after_the_clip_qkv_clamp():
     assert saved["keys"].shape[1] == kv_heads == 2
 
 
-def test_router_returns_bare_logits_so_routing_is_not_declared():
-    """DBRX's router module returns (tokens, experts) logits alone; the top-k is computed by the block.
+def test_top_k_is_read_at_the_experts_call_from_the_bare_router_logits():
+    """The router returns logits alone; the p-normed top-k route_tokens_to_experts computes is served.
 
-    MoESpec reads (logits, weights, indices) from the router's output tuple: declared on
-    DBRX, `routers_output[i]` would be the first token's logits row. The day the router
-    returns the tuple, this test fails and the adapter can declare `moe`.
+    With moe_normalize_expert_weights=2 the weights have unit 2-norm, not sum 1, so the
+    adapter must not claim renormalisation (ablation then leaves the other weight as is).
     """
-    hf, tokenizer = build_tiny("dbrx")
+    hf, tokenizer = build_tiny("dbrx", overrides={"ffn_config": {**TINY["ffn_config"], "moe_normalize_expert_weights": 2.0}})
     model = StandardizedTransformer(hf, tokenizer=tokenizer)
     saved = {}
     with torch.no_grad(), model.trace(PROMPTS):
         saved["input"] = model.mlps_input[0].save()
-        saved["router"] = model.layers[0].mlp.router.output.save()
-        saved["output"] = model.mlps_output[0].save()
+        saved["logits"] = model.routers_output[0].save()
+        top = model.router_top_k[0]
+        saved["indices"], saved["weights"] = top.indices.save(), top.weights.save()
     block = hf.transformer.blocks[0].ffn
-    tokens = saved["input"].shape[0] * saved["input"].shape[1]
     with torch.no_grad():
-        logits = block.router.layer(saved["input"].reshape(tokens, -1))
-        weights, indices = block.route_tokens_to_experts(logits)
-        routed = block.experts(saved["input"], indices, weights)
-    assert isinstance(saved["router"], torch.Tensor)
-    assert saved["router"].shape == (tokens, hf.config.ffn_config.moe_num_experts)
-    assert torch.equal(saved["router"], logits)
-    assert torch.equal(saved["output"], routed)
-    assert model.is_moe is False
-    with pytest.raises(CapabilityError, match="declares no `moe` spec"):
-        model.routers_output
+        logits = block.router.layer(saved["input"])
+        probs = logits.softmax(-1)
+        values, indices = probs.topk(2, dim=-1)
+    assert torch.equal(saved["logits"], logits)
+    assert torch.equal(saved["indices"], indices)
+    torch.testing.assert_close(saved["weights"], values / values.norm(p=2, dim=-1, keepdim=True), rtol=0, atol=1e-7)
+    assert model.normalizes_top_k is False
+    expert = int(saved["indices"][0, -1, 0])
+    with torch.no_grad(), model.trace(PROMPTS):
+        model.ablate_experts(0, expert)
+        ablated = model.router_top_k[0]
+        saved["ablated"] = ablated.weights.save()
+    hit = saved["indices"] == expert
+    assert torch.equal(saved["ablated"], saved["weights"].masked_fill(hit, 0))
