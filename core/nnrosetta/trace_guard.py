@@ -11,6 +11,7 @@ of forward order, with the standard name of the value and how to reorder.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import threading
 from typing import TYPE_CHECKING, Any, Iterator, Optional
@@ -19,7 +20,9 @@ import torch
 
 from nnsight.intervention.interleaver import OutOfOrderError
 from nnsight.intervention.tracer import InterleavingTracer
+from nnsight.tracing import tracer as nnsight_tracer
 from nnsight.tracing.tracer import Tracer, skip_context, skippable
+from nnsight.tracing.util import push
 
 from .accessors import ActivationAccessor, LayerActivations
 from .errors import ReadOrderError, TraceUsageError
@@ -135,12 +138,16 @@ class GuardedTracer(_Locked, InterleavingTracer):
 
     def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> bool:
         model = self._guarded_model
+        frame, node = (self.info.frame if self.info is not None else None), self.node
         try:
-            return super().__exit__(exc_type, exc_value, traceback)
+            handled = super().__exit__(exc_type, exc_value, traceback)
         except OutOfOrderError as error:
             raise read_order_error(model, error).with_traceback(error.__traceback__) from None
         finally:
             self._release()
+        if handled and frame is not None and node is not None:
+            mark_unsaved(frame, node)
+        return handled
 
     def invoke(self, *args: Any, **kwargs: Any) -> Any:
         from .trace_checks import check_call
@@ -217,3 +224,75 @@ class TracedActivations(LayerActivations):
 
     def __get__(self, model: Any, owner: type) -> Any:
         return self if model is None else TracedActivationAccessor(model, self.name, self.sublayer, self.where)
+
+
+def _assigned_names(node: ast.AST) -> list[str]:
+    """Names a ``with`` body binds in its own scope (not inside functions, classes or comprehensions)."""
+    names: list[str] = []
+    pending = list(getattr(node, "body", []))
+    scopes = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef, ast.ListComp, ast.SetComp,
+              ast.DictComp, ast.GeneratorExp)
+    while pending:
+        item = pending.pop()
+        if isinstance(item, ast.Name) and isinstance(item.ctx, ast.Store) and item.id not in names:
+            names.append(item.id)
+        if not isinstance(item, scopes):
+            pending.extend(ast.iter_child_nodes(item))
+    return names
+
+
+def mark_unsaved(frame: Any, node: ast.AST) -> None:
+    """After the outermost trace, bind each name the block assigned but did not save to an `UnsavedValue`.
+
+    nnsight hands back only saved values, so such a name is unbound after the block and the
+    user meets an UnboundLocalError or NameError that does not say why; the stand-in says why.
+    """
+    if getattr(nnsight_tracer._local, "depth", 0) != 0:
+        return  # inside a session or an enclosing trace: everything flows up, nothing is dropped yet
+    bound = frame.f_locals
+    missing = {name: UnsavedValue(name) for name in _assigned_names(node) if name not in bound}
+    if missing:
+        push(frame, missing)
+
+
+class UnsavedValue:
+    """Stands in, after a trace, for a name its block assigned but did not ``.save()``: any use says so."""
+
+    __slots__ = ("_unsaved_name",)
+
+    def __init__(self, name: str) -> None:
+        object.__setattr__(self, "_unsaved_name", name)
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        name = object.__getattribute__(self, "_unsaved_name")
+        raise TraceUsageError(
+            f"`{name}` was assigned inside the trace but not saved, so the trace did not hand it back (nnsight "
+            f"returns only saved values). Inside the block, write `{name} = <value>.save()`; for a list or dict, "
+            f"create it before the block and fill it inside."
+        )
+
+    def __repr__(self) -> str:
+        name = object.__getattribute__(self, "_unsaved_name")
+        return f"<{name}: not saved in the trace; write `{name} = <value>.save()` inside the block>"
+
+    def __getattr__(self, attribute: str) -> Any:
+        return self._refuse()
+
+    def __setattr__(self, attribute: str, value: Any) -> None:
+        self._refuse()
+
+    @classmethod
+    def __torch_function__(cls, func: Any, types: Any, args: tuple = (), kwargs: Any = None) -> Any:
+        for value in (*args, *(kwargs or {}).values()):
+            if isinstance(value, UnsavedValue):
+                return value._refuse()
+        return NotImplemented
+
+
+for _dunder in (
+    "__getitem__", "__setitem__", "__len__", "__iter__", "__bool__", "__float__", "__int__", "__index__",
+    "__call__", "__contains__", "__neg__", "__abs__", "__add__", "__radd__", "__sub__", "__rsub__", "__mul__",
+    "__rmul__", "__matmul__", "__rmatmul__", "__truediv__", "__rtruediv__", "__pow__", "__lt__", "__le__",
+    "__gt__", "__ge__", "__array__", "__format__",
+):
+    setattr(UnsavedValue, _dunder, UnsavedValue._refuse)
