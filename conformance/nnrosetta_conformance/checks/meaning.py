@@ -24,12 +24,18 @@ from nnrosetta.accessors import module_at, sublayer_site
 from nnrosetta.layer_kinds import softmax_layers
 
 from .base import CheckSkipped, check, current_probe, expect, model_device, where_differs
+from .core import clean_logits, plain_reads
 
 if TYPE_CHECKING:
     from nnrosetta.model import StandardizedTransformer
+    from nnrosetta.specs import Residual
 
 #: Tolerance of sums and locality comparisons, in ulps of the compared values' scale.
 SUM_ULPS = 256
+#: Tokens of the longest prompt that `sublayer_locality` runs on (one copy per edit: keep it short).
+LOCALITY_TOKENS = 3
+#: The accessors a sequential residual sum reads, by the role each plays in it.
+SUM_TERMS = {"input": "layers_input", "attention": "attentions_output", "mlp": "mlps_output", "output": "layers_output"}
 
 
 def _tolerance(*tensors: torch.Tensor) -> float:
@@ -41,11 +47,11 @@ def _has_mlp(model: "StandardizedTransformer") -> bool:
     return "mlp" not in model.adapter.absent
 
 
-def _longest_row(model: "StandardizedTransformer") -> torch.Tensor:
-    """The probe's longest prompt alone, (1, length), on the model's device."""
+def _longest_row(model: "StandardizedTransformer", tokens: int) -> torch.Tensor:
+    """The last ``tokens`` tokens of the probe's longest prompt alone, (1, length), on the model's device."""
     probe = current_probe(model)
     row = max(range(probe.batch_size), key=lambda r: int(probe.attention_mask[r].sum()))
-    return probe.row(row).to(model_device(model))
+    return probe.row(row)[:, -tokens:].to(model_device(model))
 
 
 # -- residual stream -----------------------------------------------------------------
@@ -64,21 +70,11 @@ def residual_sum(model: "StandardizedTransformer") -> None:
     scale = 1.0
     if residual.scale_key is not None:
         scale = float(model._config_value(residual.scale_key))
-    probe = current_probe(model)
-    saved: list[dict[str, torch.Tensor]] = []
-    with torch.no_grad(), model.trace(probe.inputs(model_device(model))):
-        for index in range(model.num_layers):
-            values = {"input": model.layers_input[index].save(), "attention": model.attentions_output[index].save()}
-            if residual.kind == "sandwich":
-                layer = model.layers[index]
-                values["attention_norm_input"] = module_at(layer, residual.attention_post_norm).input.save()
-                values["attention_added"] = module_at(layer, residual.attention_post_norm).output.save()
-            values["mlp"] = model.mlps_output[index].save()
-            if residual.kind == "sandwich":
-                values["mlp_norm_input"] = module_at(layer, residual.mlp_post_norm).input.save()
-                values["mlp_added"] = module_at(layer, residual.mlp_post_norm).output.save()
-            values["output"] = model.layers_output[index].save()
-            saved.append(values)
+    reads = plain_reads(model) if residual.kind != "sandwich" else None
+    if reads is not None:  # the suite's shared plain trace holds every value a sequential sum needs
+        saved = [{key: reads[f"{name}[{index}]"] for key, name in SUM_TERMS.items()} for index in range(model.num_layers)]
+    else:
+        saved = _traced_sum_terms(model, residual)
     problems = []
     for index, values in enumerate(saved):
         if residual.kind == "sandwich":
@@ -107,12 +103,31 @@ def residual_sum(model: "StandardizedTransformer") -> None:
     )
 
 
+def _traced_sum_terms(model: "StandardizedTransformer", residual: Residual) -> list[dict[str, torch.Tensor]]:
+    """Per layer, from one trace: its input, its sublayers' outputs (and the sandwich norms' input and output), its output."""
+    saved: list[dict[str, torch.Tensor]] = []
+    with torch.no_grad(), model.trace(current_probe(model).inputs(model_device(model))):
+        for index in range(model.num_layers):
+            values = {"input": model.layers_input[index].save(), "attention": model.attentions_output[index].save()}
+            if residual.kind == "sandwich":
+                layer = model.layers[index]
+                values["attention_norm_input"] = module_at(layer, residual.attention_post_norm).input.save()
+                values["attention_added"] = module_at(layer, residual.attention_post_norm).output.save()
+            values["mlp"] = model.mlps_output[index].save()
+            if residual.kind == "sandwich":
+                values["mlp_norm_input"] = module_at(layer, residual.mlp_post_norm).input.save()
+                values["mlp_added"] = module_at(layer, residual.mlp_post_norm).output.save()
+            values["output"] = model.layers_output[index].save()
+            saved.append(values)
+    return saved
+
+
 @check("sublayer_locality")
 def sublayer_locality(model: "StandardizedTransformer") -> None:
     """attentions_input is a per-token function of layers_input and the attention mixes tokens; the MLP does not."""
     if model.adapter.layer_kinds is not None:
         raise CheckSkipped("the adapter declares layer kinds: `kinds_locality` checks each layer's mixer and MLP")
-    ids = _longest_row(model)
+    ids = _longest_row(model, LOCALITY_TOKENS)
     length = int(ids.shape[1])
     if length < 2:
         raise CheckSkipped("the probe's longest prompt has one token: nothing can mix")
@@ -183,11 +198,16 @@ def final_norm(model: "StandardizedTransformer") -> None:
     if "ln_final" in model.adapter.absent:
         raise CheckSkipped(f"the adapter declares no final norm: {model.adapter.absent['ln_final']}")
     probe = current_probe(model)
-    with torch.no_grad(), model.trace(probe.inputs(model_device(model))):
-        last = model.layers_output[-1].save()
-        norm_input = model.ln_final.input.save()
-        norm_output = model.ln_final.output.save()
-        head_input = model.lm_head.input.save()
+    reads = plain_reads(model)
+    if reads is not None:
+        last = reads[f"layers_output[{model.num_layers - 1}]"]
+        norm_input, norm_output, head_input = reads["ln_final.input"], reads["ln_final.output"], reads["lm_head.input"]
+    else:
+        with torch.no_grad(), model.trace(probe.inputs(model_device(model))):
+            last = model.layers_output[-1].save()
+            norm_input = model.ln_final.input.save()
+            norm_output = model.ln_final.output.save()
+            head_input = model.lm_head.input.save()
     expect(
         norm_input.shape == last.shape and torch.equal(norm_input, last),
         f"ln_final should read layers_output[-1], but its input differs "
@@ -281,8 +301,7 @@ def skip_layers(model: "StandardizedTransformer") -> None:
     """skip_layers(0, 0) makes layer 0's output its input, and the logits change."""
     probe = current_probe(model)
     inputs = probe.inputs(model_device(model))
-    with torch.no_grad(), model.trace(inputs):
-        clean = model.logits.save()
+    clean = clean_logits(model)
     with torch.no_grad(), model.trace(inputs):
         first_input = model.layers_input[0].save()
         model.skip_layers(0, 0)
