@@ -95,7 +95,7 @@ DEEPSEEK = Adapter(
     name="deepseek",
     model_types=(
         "deepseek_v2", "deepseek_v3", "deepseek_v32", "glm4_moe", "glm4_moe_lite", "glm_moe_dsa",
-        "dots1", "exaone_moe", "solar_open", "mimo_v2_flash",
+        "dots1", "exaone_moe", "solar_open", "mimo_v2_flash", "sarvam_moe", "laguna", "longcat_flash",
     ),
     rename=RENAME,
     attention=conventions.ATTENTION,
@@ -123,6 +123,17 @@ DEEPSEEK = Adapter(
                               tiny_config={"num_experts": 8, "num_shared_experts": 1, "routed_scaling_factor": 2.5}),
         "solar_open": Variant(),
         "mimo_v2_flash": Variant(),
+        "sarvam_moe": Variant(tiny_config={"routed_scaling_factor": 2.5, "use_qk_norm": True},
+                              notes="GLM-4.5 MoE's classes (Glm4MoeForCausalLM) under its own model type"),
+        "laguna": Variant(unsupported=(
+            "Laguna's block multiplies the routed experts' sum by moe_routed_scaling_factor after the experts "
+            "run, outside the weights the router hands them; MoESpec has no factor applied to the experts' "
+            "output, so router_top_k weights would not be what each expert's output is multiplied by"
+        )),
+        "longcat_flash": Variant(unsupported=(
+            "each LongCat-Flash layer runs two attentions and two dense MLPs around one shortcut MoE "
+            "(self_attn and mlps are ModuleLists of two), so no single self_attn/mlp module exists per layer"
+        )),
     },
     description="DeepSeek-style MoE: mlp.gate (sigmoid + bias, expert groups) -> fused mlp.experts + mlp.shared_experts.",
 )

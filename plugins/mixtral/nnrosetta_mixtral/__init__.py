@@ -47,7 +47,7 @@ SWITCHED = MoESpec(num_experts_key="num_experts", normalize_top_k="norm_topk_pro
 MIXTRAL = Adapter(
     name="mixtral",
     model_types=("mixtral", "olmoe", "qwen3_moe", "flex_olmo", "qwen2_moe", "phimoe", "minimax_m2",
-                 "hunyuan_v1_moe", "ernie4_5_moe", "afmoe", "aria_text"),
+                 "hunyuan_v1_moe", "ernie4_5_moe", "afmoe", "aria_text", "llama4_text", "jetmoe"),
     rename=RENAME,
     attention=conventions.ATTENTION,
     heads=conventions.HEADS,
@@ -113,6 +113,25 @@ MIXTRAL = Adapter(
             notes="sigmoid routing with a score bias (mlp.expert_bias), renormalised and times route_scale; "
             "the first num_dense_layers are dense; each sublayer's output is normalised before it is added",
         ),
+        "llama4_text": Variant(
+            rename={"feed_forward": "mlp"},
+            moe=MoESpec(router="router", router_returns=("dense_weights", "logits"), normalize_top_k=False,
+                        shared_experts="shared_expert", routing=Routing(scores="logits"),
+                        expert_by_hand=ExpertByHand(transposed=True)),
+            tiny_config={"num_local_experts": 4, "num_experts_per_tok": 1, "intermediate_size_mlp": 40,
+                         "interleave_moe_layer_step": 2, "moe_layers": [1], "no_rope_layers": [1, 0],
+                         "attention_chunk_size": 4},
+            notes="top-k of the logits, each chosen logit's sigmoid is its weight, handed to the experts as "
+            "a (tokens, num_experts) matrix zero off the chosen ones and multiplied into the expert's INPUT "
+            "(expert(w * x)); a shared expert at feed_forward.shared_expert; dense and MoE layers interleave",
+        ),
+        "jetmoe": Variant(unsupported=(
+            "JetMoE's router returns a sort-grouped layout (index_sorted_experts, batch_index, batch_gates, "
+            "expert_size, logits) that the block consumes without the top-k itself, and its attention is a "
+            "mixture of attention heads (JetMoeMoA: per-expert query and output projections routed by their "
+            "own router, called through map/reduce, not forward); router_top_k cannot be written without "
+            "recomputing that layout, and no module computes the token mixing alone"
+        )),
         "aria_text": Variant(
             moe=MoESpec(router="router", num_experts_key="moe_num_experts", experts_per_token_key="moe_topk",
                         shared_experts="shared_experts", expert_by_hand=ExpertByHand(transposed=True)),
