@@ -93,9 +93,16 @@ LLAMA3_ROPE = {"rope_type": "llama3", "rope_theta": 500_000.0, "factor": 8.0, "l
                "high_freq_factor": 4.0, "original_max_position_embeddings": 64}
 
 
-def logits_width(config) -> int:
+def pruned_head(config) -> Optional[str]:
     """Apertus 1.5 may prune its LM head to a text-only prefix of the vocabulary (output_vocab_size)."""
-    return config.output_vocab_size or config.vocab_size
+    width = getattr(config, "output_vocab_size", None)
+    if width is None or width == config.vocab_size:
+        return None
+    return (
+        f"its LM head is pruned to output_vocab_size={width} of the vocab_size={config.vocab_size} embedded ids, "
+        f"so the logits are narrower than the input vocabulary; nnrosetta's vocab_size is one number, both the "
+        f"ids a trace accepts and the logits' width. Load a checkpoint with the unpruned head"
+    )
 
 
 def minicpm3_branch_scale(config) -> float:
@@ -191,12 +198,9 @@ VARIANTS = {
         notes="sliding-window and global layers",
     ),
     "apertus1p5_text": Variant(
-        # vocab_size is the logits' width: the pruned head's where the checkpoint prunes it (as here: 320 of
-        # the 384 embedded ids), the embeddings' otherwise.
-        config_keys={"vocab_size": logits_width},
-        tiny_config={"rope_parameters": {**LLAMA3_ROPE, "rope_theta": 12_000_000.0}, "output_vocab_size": 320},
-        notes="q/k norms, xIELU MLP; vocab_size is the LM head's width (output_vocab_size when the head is pruned "
-        "to a text-only prefix of the embedded vocabulary)",
+        tiny_config={"rope_parameters": {**LLAMA3_ROPE, "rope_theta": 12_000_000.0}},
+        refuse=pruned_head,
+        notes="q/k norms, xIELU MLP; a pruned LM head (output_vocab_size below vocab_size) is refused",
     ),
     "exaone4": Variant(
         residual=POST_NORMED,
