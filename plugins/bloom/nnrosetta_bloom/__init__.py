@@ -13,22 +13,36 @@ What a rename map alone gets wrong:
 - Attention adds ALiBi to its scores (``alibi.baddbmm``) and ``query_key_value`` is laid
   out per head (for each head its query, key and value side by side).
 
-Attention probabilities and per-head values are not declared (`ATTENTION_NOT_DECLARED`).
+Attention probabilities and per-head values are read inside ``self_attention``'s forward
+(``AttentionSpec``/``HeadsSpec(module="self_attention")``): the attention dropout's
+output, and the per-head split of ``query_key_value``; head outputs are
+``self_attention.dense``'s input.
 """
 
 from __future__ import annotations
 
 from typing import Optional
 
-from nnrosetta import Adapter, ConfigKeys, Residual, Span, hookimpl
+from nnrosetta import Adapter, AttentionSpec, Called, ConfigKeys, HeadsSpec, Residual, Span, hookimpl
 
 NNROSETTA_CONTRACT = 2
 
-#: Why the adapter declares no `AttentionSpec` nor `HeadsSpec`, in the words `nnrosetta adapters` shows.
-ATTENTION_NOT_DECLARED = (
-    "attention probabilities and per-head values are not declared: self_attn must be a span (the attention "
-    "module's output includes the residual), and the core reaches attention points only through a self_attn "
-    "module; BloomAttention also calls no transformers attention function, which HeadsSpec needs"
+#: The attention forward is ``self_attention``'s, the module the ``self_attn`` span starts in.
+ATTENTION_MODULE = "self_attention"
+
+#: Eager or not, BLOOM forms its probabilities itself: the attention dropout's output
+#: (the identity in eval mode), (batch, heads, q, k), is what ``torch.bmm`` multiplies the values by.
+ATTENTION = AttentionSpec(probabilities=Called("self.attention_dropout"), module=ATTENTION_MODULE)
+
+#: ``query_key_value`` is laid out per head; no rotary (ALiBi biases the scores), so the split
+#: heads are what the scores use. Attention is written by hand (``alibi.baddbmm``, ``torch.bmm``):
+#: no attention call, so no rotated values nor recomputed patterns.
+HEADS = HeadsSpec(
+    module=ATTENTION_MODULE,
+    output_projection=f"{ATTENTION_MODULE}.dense",
+    attention_call=None,
+    fused_projection="query_key_value",
+    fused_layout="per_head",
 )
 
 RENAME = {
@@ -68,13 +82,15 @@ BLOOM = Adapter(
     rename=RENAME,
     config_keys=ConfigKeys(num_kv_heads=None, head_dim=None),
     spans=SPANS,
+    attention=ATTENTION,
+    heads=HEADS,
     residual=Residual(kind="sequential"),
     tiny_config=TINY,
     refuse=_bloom_refusal,
-    notes=ATTENTION_NOT_DECLARED,
     description=(
         "BLOOM: transformer.h[i], self_attn = span self_attention.query_key_value...dense, mlp = span "
-        "mlp.dense_h_to_4h...dense_4h_to_h (both modules add the residual), transformer.ln_f; ALiBi."
+        "mlp.dense_h_to_4h...dense_4h_to_h (both modules add the residual), transformer.ln_f; ALiBi; "
+        "attention probabilities and per-head values."
     ),
 )
 
