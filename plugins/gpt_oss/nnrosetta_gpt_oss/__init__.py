@@ -57,10 +57,12 @@ GPT_OSS = Adapter(
     model_types=("gpt_oss",),
     rename={"model.embed_tokens": "embed_tokens", "model.layers": "layers", "model.norm": "ln_final"},
     attention=conventions.ATTENTION,
-    heads=conventions.HEADS,
+    heads=None,
     moe=MoESpec(router="router", normalize_top_k=True, expert_by_hand=EXPERT),
     tiny_config=TINY,
-    notes=SINK_NOTES,
+    known_broken={"attention_probabilities": SINK_NOTES + " (the suite expects rows summing to 1)"},
+    notes=SINK_NOTES + "; heads are not served: patterns recomputed from queries and keys would miss the "
+    "per-head sink logit that joins every softmax",
     description="gpt-oss: biased router, top-k then softmax, clamped interleaved SwiGLU experts, attention sinks.",
 )
 
