@@ -10,20 +10,26 @@ What a rename map alone gets wrong:
   key positions) and computes softmax attention in its own forward, with no
   transformers attention-function call: the probabilities are the output of its
   ``nn.functional.dropout`` (the identity in eval mode), which is what
-  ``output_attentions`` returns. Per-head values are not declared (`HEADS_NOT_DECLARED`).
+  ``output_attentions`` returns. Per-head values are the forward's own
+  ``query_states``/``key_states``/``value_states`` (`HEADS`).
 """
 
 from __future__ import annotations
 
-from nnrosetta import AttentionSpec, Adapter, Called, ConfigKeys, Residual, Span, hookimpl
+from nnrosetta import Adapter, Assigned, AttentionSpec, Called, ConfigKeys, HeadsSpec, Residual, Span, hookimpl
 
 NNROSETTA_CONTRACT = 2
 
-#: Why the adapter declares no `HeadsSpec`, in the words `nnrosetta adapters` shows.
-HEADS_NOT_DECLARED = (
-    "per-head values are not declared: MptAttention multiplies queries and keys itself (ALiBi bias, "
-    "masked_fill) instead of calling a transformers attention function, and HeadsSpec needs that call "
-    "for the rotated queries/keys and the recomputed patterns"
+#: Scores are ``torch.matmul(query_states, key_states.transpose(-1, -2))``: the per-head
+#: tensors are the forward's own, read before that first matmul (after ``clip_qkv``'s clamp).
+#: No attention call (ALiBi and softmax written by hand): no rotated values nor recomputed patterns.
+SCORES = Called("torch.matmul")
+HEADS = HeadsSpec(
+    output_projection="out_proj",
+    attention_call=None,
+    queries=Assigned("query_states", before=SCORES),
+    keys=Assigned("key_states", before=SCORES),
+    values=Assigned("value_states", before=SCORES),
 )
 
 RENAME = {
@@ -43,12 +49,12 @@ MPT = Adapter(
     config_keys=ConfigKeys(num_kv_heads=None, head_dim=None),
     spans={"mlp": Span("ffn.up_proj", "ffn.down_proj")},
     attention=AttentionSpec(probabilities=Called("nn.functional.dropout")),
+    heads=HEADS,
     residual=Residual(kind="sequential"),
     tiny_config=TINY,
-    notes=HEADS_NOT_DECLARED,
     description=(
         "MPT: transformer.blocks[i].attn, mlp = span ffn.up_proj...ffn.down_proj (the FFN adds the residual "
-        "itself), transformer.norm_f; ALiBi attention probabilities."
+        "itself), transformer.norm_f; ALiBi attention probabilities and per-head values."
     ),
 )
 

@@ -37,3 +37,26 @@ def test_attention_probabilities_carry_the_alibi_bias():
     assert probabilities.shape == (batch, model.num_heads, seq, seq)
     assert torch.equal(probabilities, with_bias)
     assert not torch.allclose(probabilities, without_bias, atol=1e-3)
+
+
+def test_heads_are_the_clamped_wqkv_chunks_split_by_hand():
+    """queries/keys/values[i] are Wqkv's output clamped to ±clip_qkv, chunked [q | k | v] and split into
+    heads: the forward's own tensors after the clamp, not Wqkv's raw output."""
+    hf, tokenizer = build_tiny("mpt", overrides={"attn_config": {"clip_qkv": 0.05}})
+    model = StandardizedTransformer(hf, tokenizer=tokenizer)
+    layer = model.num_layers - 1
+    served = {}
+    with torch.no_grad(), model.trace(PROMPT):
+        attention_input = model.attentions_input[layer].save()
+        for name in ("queries", "keys", "values"):
+            served[name] = getattr(model, name)[layer].save()
+    attention = hf.transformer.blocks[layer].attn
+    batch, seq, _ = attention_input.shape
+    split = lambda x: x.reshape(batch, seq, model.num_heads, model.head_dim).transpose(1, 2)  # noqa: E731
+    with torch.no_grad():
+        raw = attention.Wqkv(attention_input)
+    clamped = raw.clamp(min=-attention.clip_qkv, max=attention.clip_qkv)
+    assert not torch.equal(clamped, raw)
+    for name, chunk, unclamped in zip(served, clamped.chunk(3, dim=2), raw.chunk(3, dim=2)):
+        assert torch.equal(served[name], split(chunk)), name
+        assert not torch.equal(served[name], split(unclamped)), name
