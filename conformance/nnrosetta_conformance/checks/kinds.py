@@ -4,12 +4,13 @@ Hybrid and recurrent models mix softmax attention with linear attention, state-s
 scans, convolutions and recurrent cells. The adapter declares each layer's kind
 (`nnrosetta.layer_kinds.LayerKinds`); these checks tie the declaration to the live model:
 
-- ``kinds_structure``: layers and mixers are one class per kind, softmax layers' mixers
+- the ``structure`` gate (`structure_by_kind`): layers and mixers are one class per kind, softmax layers' mixers
   form softmax attention and the others do not (a delta net called ``self_attn`` fails);
 - ``kinds_shapes``: ``mixers_input/output[i]`` are (batch, seq, hidden) on every mixing layer;
 - ``kinds_writes``: writing each mixer's value back changes nothing, editing its output
   at the last position changes the last logits only;
-- ``kinds_residual``: layers_output = layers_input + mixers_output (+ mlps_output), and
+- ``kinds_residual``: layers_output = layers_input + mixers_output (+ mlps_output), through
+  the declared post norms for a sandwich residual, and
   layers_input[i+1] = layers_output[i];
 - ``kinds_locality``: every mixer reads a per-token function of the layer input, mixes
   tokens causally; MLPs act per token;
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from nnrosetta.accessors import module_at
 from nnrosetta.errors import RenamingError
 from nnrosetta.layer_kinds import (
     KIND_DOCS,
@@ -192,8 +194,9 @@ def kinds_residual(model: "StandardizedTransformer") -> None:
     """layers_output[i] = layers_input[i] + mixers_output[i] (+ mlps_output[i]), and layers chain exactly."""
     _declared(model)
     residual = model.adapter.residual
-    if residual.kind not in ("sequential", "parallel"):
+    if residual.kind not in ("sequential", "parallel", "sandwich"):
         raise CheckSkipped(f"the adapter declares Residual(kind={residual.kind!r}): the sum is not the outputs as they are")
+    post_norms = {"mixers_output": residual.attention_post_norm, "mlps_output": residual.mlp_post_norm}
     scale = float(model._config_value(residual.scale_key)) if residual.scale_key is not None else 1.0
     saved: list[dict[str, torch.Tensor]] = []
     with torch.no_grad(), model.trace(_inputs(model)):
@@ -201,10 +204,19 @@ def kinds_residual(model: "StandardizedTransformer") -> None:
             values = {"input": model.layers_input[index].save()}
             for name in served_accessors(model, index, ("mixers_output", "mlps_output")):
                 values[name] = getattr(model, name)[index].save()
+                if residual.kind == "sandwich":  # what is added is the sublayer's output after its post norm
+                    norm = module_at(model.layers[index], post_norms[name])
+                    values[f"{name} normed"] = (norm.input.save(), norm.output.save())
             values["output"] = model.layers_output[index].save()
             saved.append(values)
     problems = []
     for index, values in enumerate(saved):
+        for name in ("mixers_output", "mlps_output"):
+            if f"{name} normed" in values:
+                norm_input, norm_output = values.pop(f"{name} normed")
+                if norm_input.shape != values[name].shape or not torch.equal(norm_input, values[name]):
+                    problems.append(f"layer {index}: the post norm `{post_norms[name]}` does not read {name}[{index}]")
+                values[name] = norm_output
         added = [values[name] for name in ("mixers_output", "mlps_output") if name in values]
         expected = values["input"] + scale * sum(added) if added else values["input"]
         tolerance = _tolerance(SUM_ULPS, expected, values["output"])
