@@ -12,7 +12,10 @@ One family declaration; each type's variant says what differs:
 - ``olmoe``, ``qwen3_moe``, ``flex_olmo``: renormalise only when ``config.norm_topk_prob``
   says so;
 - ``qwen2_moe``: the same, plus an always-on shared expert at ``mlp.shared_expert``
-  (gated by a sigmoid inside the block), exposed as ``shared_experts_output[i]``.
+  (gated by a sigmoid inside the block), exposed as ``shared_experts_output[i]``;
+- phimoe (sparse mixer), minimax_m2 and afmoe (sigmoid with a score bias), ernie4_5_moe
+  (softmax with a score bias), hunyuan_v1_moe, aria_text (top-k then softmax), llama4_text
+  (dense weights into the experts' input): see each variant's notes; jetmoe is refused.
 """
 
 from __future__ import annotations
@@ -90,8 +93,11 @@ MIXTRAL = Adapter(
         ),
         "hunyuan_v1_moe": Variant(
             moe=MoESpec(num_experts_key="num_experts", experts_per_token_key="moe_topk", shared_experts="shared_mlp"),
+            heads=None,
             tiny_config={"num_experts": 4, "moe_topk": 2, "use_qk_norm": True},
-            notes="softmax then top-k, renormalised; a dense shared MLP at mlp.shared_mlp is added to every token",
+            notes="softmax then top-k, renormalised; a dense shared MLP at mlp.shared_mlp is added to every token; "
+            "heads not served: the query/key norms run after rotary, so no per-head query exists that rotary "
+            "alone turns into what the attention reads",
         ),
         "ernie4_5_moe": Variant(
             moe=MoESpec(num_experts_key="moe_num_experts", experts_per_token_key="moe_k", shared_experts="shared_experts",
