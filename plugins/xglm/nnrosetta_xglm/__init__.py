@@ -17,9 +17,9 @@ after it, so ``layers_input[0] == token_embeddings + positions``, and a write to
   parameters), rows ``position_ids + 2``. Its attention is written by hand (queries
   pre-multiplied by ``scaling``, heads flattened into ``torch.bmm``), with no
   ``attention_interface`` call; the probabilities are served from the
-  ``attn_weights_reshaped`` it returns. Per-head values are not served: `HeadsSpec`
-  needs an attention call receiving (queries, keys, values, mask), which this
-  forward does not have.
+  ``attn_weights_reshaped`` it returns. Per-head values are not served
+  (`XGLM_NO_HEADS`): its per-head keys and values come before its queries, and
+  after them it holds all three only flattened as (batch * heads, seq, head_dim).
 - ``biogpt``: learned positions (``biogpt.embed_positions``), rows
   ``position_ids + 2``; transformers' standard attention call, so probabilities and
   heads follow the conventions (no rotary).
@@ -36,6 +36,15 @@ MODEL_TYPES = ("xglm", "biogpt")
 #: XGLM's hand-written attention returns (and multiplies the values by) this (batch, heads, q, k) view.
 XGLM_ATTENTION = AttentionSpec(probabilities=Assigned("attn_weights_reshaped"))
 
+#: Why XGLM declares no `HeadsSpec`, in the words `nnrosetta adapters` shows.
+XGLM_NO_HEADS = (
+    "per-head values are not declared: the forward assigns its (batch, heads, seq, head_dim) keys and values "
+    "(line `key_states.view(...).transpose(1, 2)`) before its queries, and has no attention call at which "
+    "values could be read later; after the queries it holds them only flattened to (batch * heads, seq, "
+    "head_dim) for torch.bmm, which a HeadsSpec point cannot be, so queries, keys and values cannot be read "
+    "in forward order"
+)
+
 XGLM = Adapter(
     name="xglm",
     model_types=MODEL_TYPES,
@@ -50,7 +59,7 @@ XGLM = Adapter(
             # must be one of the two slots below the position offset of 2 (the tokenizer's pad, 3, is not).
             tiny_config={"d_model": 32, "ffn_dim": 64, "num_layers": 2, "attention_heads": 4,
                          "max_position_embeddings": 128, "pad_token_id": 1},
-            notes="sinusoidal positions; hand-written attention: probabilities served, per-head values not",
+            notes="sinusoidal positions; hand-written attention: probabilities served; " + XGLM_NO_HEADS,
         ),
         "biogpt": Variant(
             rename={"biogpt.embed_tokens": "embed_tokens", "biogpt.layers": "layers",
