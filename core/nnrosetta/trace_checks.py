@@ -80,7 +80,7 @@ def position_limit(config: Any) -> tuple[Optional[str], Optional[int]]:
         for key in POSITION_KEYS:
             value = getattr(source, key, None)
             if isinstance(value, int) and value > 0:
-                return key, value
+                return getattr(source, "attribute_map", {}).get(key, key), value
     return None, None
 
 
@@ -90,8 +90,8 @@ def check_length(model: "StandardizedTransformer", length: int, what: str) -> No
     if limit is not None and length > limit:
         raise InvalidInputError(
             f"{what} is {length} tokens long, but the model has {key}={limit} positions; shorten it (or split "
-            f"it) to at most {limit} tokens. To run past the trained length on purpose (rotary positions), "
-            f"raise the limit first: `model.config.{key} = {length}`."
+            f"it) to at most {limit} tokens. Rotary positions can run past the trained length: to do so on "
+            f"purpose, raise the limit first (`model.config.{key} = {length}`); learned position embeddings cannot."
         )
 
 
