@@ -199,6 +199,9 @@ class MoESpec:
             can recompute the choice.
         expert_by_hand: how one routed expert computes (`ExpertByHand`), so the suite
             can compute it without the family's code.
+        routed_output_scale_key: config key (or ``(config) -> float``) of a factor the block
+            multiplies the routed experts' weighted sum by after the experts run (Laguna's
+            ``moe_routed_scaling_factor``); None when the weights are all there is.
         zero_experts_key: config key holding the number of zero-computation experts
             (LongCat): indices num_experts - zero .. num_experts - 1 return their input
             unchanged (times the weight) and have no parameters.
@@ -215,6 +218,7 @@ class MoESpec:
     shared_experts: Optional[str] = None
     routing: Routing = Routing()
     expert_by_hand: ExpertByHand = ExpertByHand()
+    routed_output_scale_key: Union[None, str, Callable[["PretrainedConfig"], float]] = None
     zero_experts_key: Optional[str] = None
 
     def problems(self) -> list[str]:

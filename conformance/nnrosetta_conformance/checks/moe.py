@@ -243,13 +243,16 @@ def _check_forcing(model: "StandardizedTransformer", layer: int, expert: int) ->
             rows = model._config_value(spec.expert_by_hand.flat_rows) if spec.expert_by_hand.flat_rows else None
             by_hand = expert_by_hand(_experts_module(model, layer), spec.expert_by_hand, expert, flat,
                                      None if rows is None else int(rows)).reshape(hidden.shape)
-    expected = rest + by_hand
+    scale_key = spec.routed_output_scale_key
+    scale_value = model._config_value(scale_key) if scale_key is not None else None
+    expected = rest + by_hand * (1.0 if scale_value is None else float(scale_value))
     scale = max(1.0, float(expected.abs().max()))
     error = float((forced - expected).abs().max())
     expect(
         error <= 1e-5 * scale,
         f"layer {layer}: with every token forced to expert {expert} (weight 1) the block output "
-        f"should be its other parts plus that expert computed by hand; max abs diff {error:.3g}",
+        f"should be its other parts plus that expert computed by hand (times MoESpec.routed_output_scale_key "
+        f"where declared); max abs diff {error:.3g}",
     )
 
 

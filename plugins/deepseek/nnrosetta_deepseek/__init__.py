@@ -131,11 +131,18 @@ DEEPSEEK = Adapter(
         ),
         "sarvam_moe": Variant(tiny_config={"routed_scaling_factor": 2.5, "use_qk_norm": True},
                               notes="GLM-4.5 MoE's classes (Glm4MoeForCausalLM) under its own model type"),
-        "laguna": Variant(unsupported=(
-            "Laguna's block multiplies the routed experts' sum by moe_routed_scaling_factor after the experts "
-            "run, outside the weights the router hands them; MoESpec has no factor applied to the experts' "
-            "output, so router_top_k weights would not be what each expert's output is multiplied by"
-        )),
+        "laguna": Variant(
+            moe=MoESpec(num_experts_key="num_experts", normalize_top_k=True, shared_experts="shared_experts",
+                        routed_output_scale_key="moe_routed_scaling_factor",
+                        routing=Routing(scores="sigmoid", score_bias="gate.e_score_correction_bias")),
+            tiny_config={"num_experts": 8, "shared_expert_intermediate_size": 16, "moe_routed_scaling_factor": 2.0,
+                         "moe_router_logit_softcapping": 5.0, "num_attention_heads_per_layer": [4, 4],
+                         "layer_types": ["full_attention", "sliding_attention"], "sliding_window": 4},
+            notes="sigmoid routing with a score bias, renormalised; routers_output[i] is the soft-capped logits "
+            "the router ranks; the block multiplies the routed sum by moe_routed_scaling_factor after the experts "
+            "(MoESpec.routed_output_scale_key), so router_top_k weights are not the whole factor an expert's "
+            "output gets",
+        ),
         "longcat_flash": Variant(unsupported=(
             "each LongCat-Flash layer runs two attentions and two dense MLPs around one shortcut MoE "
             "(self_attn and mlps are ModuleLists of two), so no single self_attn/mlp module exists per layer"
