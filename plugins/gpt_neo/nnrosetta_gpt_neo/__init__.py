@@ -6,14 +6,14 @@ GPT-Neo alternates global and local attention (``config.attention_layers``, from
 (``GPTNeoSelfAttention``) behind a thin ``GPTNeoAttention`` wrapper; ``self_attn``
 is the inner module, whose forward computes attention in its own ``_attn``:
 no scaling by 1/sqrt(head_dim), the causal and local masks from its ``bias``
-buffer, then softmax and ``attn_dropout``. The probabilities are served there.
-Per-head values are not declared (`NO_HEADS`). Like GPT-2, ``token_embeddings``
+buffer, then softmax and ``attn_dropout``. The probabilities are served there,
+and per-head values from the split ``query``/``key``/``value`` it receives (`HEADS`). Like GPT-2, ``token_embeddings``
 is ``wte``'s output alone; layer 0 reads it plus the learned position embedding.
 """
 
 from __future__ import annotations
 
-from nnrosetta import Adapter, AttentionSpec, Called, ConfigKeys, Inside, hookimpl
+from nnrosetta import Adapter, Assigned, AttentionSpec, Called, ConfigKeys, HeadsSpec, Inside, hookimpl
 
 NNROSETTA_CONTRACT = 2
 
@@ -24,15 +24,20 @@ RENAME = {
     "attn.attention": "self_attn",
 }
 
+#: The family's own attention function: ``self._attn(query, key, value, mask)``.
+ATTN_CALL = Called("self._attn")
 #: The probabilities ``_attn`` multiplies the values by: its dropout module's output (eager only).
-ATTENTION = AttentionSpec(probabilities=Inside(Called("self._attn"), Called("self.attn_dropout")))
+ATTENTION = AttentionSpec(probabilities=Inside(ATTN_CALL, Called("self.attn_dropout")))
 
-#: Why GPT-Neo declares no `HeadsSpec`.
-NO_HEADS = (
-    "per-head values are not declared: the attention calls its own `self._attn(query, key, value, mask)` "
-    "(unscaled scores, local window from its `bias` buffer), not transformers' attention interface "
-    "`(module, query, key, value, mask, scaling=...)` that a HeadsSpec's `attention_call` must be, so "
-    "rotated queries/keys and recomputed patterns would be read at the wrong arguments with the wrong scale"
+#: The forward's own split heads, as ``_attn`` receives them (no rotary). ``attention_call`` stays
+#: None: ``_attn`` does not scale its scores and takes the local window from its ``bias`` buffer, so
+#: patterns recomputed the transformers way (1/sqrt(head_dim), the mask argument) would be other values.
+HEADS = HeadsSpec(
+    output_projection="out_proj",
+    attention_call=None,
+    queries=Assigned("query", before=ATTN_CALL),
+    keys=Assigned("key", before=ATTN_CALL),
+    values=Assigned("value", before=ATTN_CALL),
 )
 
 #: Global and local layers alternate (the default pattern); a window of 4 makes them differ on short prompts.
@@ -59,11 +64,11 @@ GPT_NEO = Adapter(
         vocab_size="vocab_size",
     ),
     attention=ATTENTION,
+    heads=HEADS,
     tiny_config=TINY,
-    notes=NO_HEADS,
     description=(
         "GPT-Neo: transformer.h[i].{attn.attention,mlp}, transformer.ln_f, transformer.wte; alternating global "
-        "and local attention. Attention probabilities; no per-head values."
+        "and local attention. Attention probabilities and per-head values."
     ),
 )
 

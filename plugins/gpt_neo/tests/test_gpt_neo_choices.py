@@ -1,4 +1,4 @@
-"""GPT-Neo family choices: alternating local and global attention, and what `token_embeddings` is.
+"""GPT-Neo family choices: alternating local and global attention, unscaled scores, and what `token_embeddings` is.
 
 - Local layers see only the last ``window_size`` keys, global layers all of them:
   the probabilities served for each layer show it, and a naive declaration that
@@ -59,3 +59,35 @@ def test_token_embeddings_are_wte_alone_and_layer_zero_adds_positions(loaded):
         assert torch.equal(embeddings, hf.transformer.wte(input_ids))
         assert torch.equal(first_input, embeddings + hf.transformer.wpe(position_ids))
         assert not torch.allclose(first_input, embeddings)
+
+
+def test_heads_are_the_projections_split_and_their_unscaled_scores_give_the_probabilities(loaded):
+    """queries/keys/values[i] are q/k/v_proj split into heads by hand; softmax(q·kᵀ) with no
+    1/sqrt(head_dim) under each layer's mask is the served probabilities (the scaled scores that
+    transformers' attention functions, and so `attention_patterns`, would use are other values)."""
+    hf, model = loaded
+    ids = model.tokenizer(PROMPTS[0], return_tensors="pt").input_ids
+    length, window = ids.shape[1], hf.config.window_size
+    saved = {}
+    with torch.no_grad(), model.trace(ids):
+        for layer in range(model.num_layers):
+            saved[layer] = [model.attentions_input[layer].save()] + [
+                getattr(model, name)[layer].save() for name in ("queries", "keys", "values")
+            ] + [model.attention_probabilities[layer].save()]
+    query_at, key_at = torch.meshgrid(torch.arange(length), torch.arange(length), indexing="ij")
+    for layer, (attention_input, queries, keys, values, probabilities) in saved.items():
+        attention = hf.transformer.h[layer].attn.attention
+        split = lambda x: x.view(1, length, model.num_heads, model.head_dim).transpose(1, 2)  # noqa: E731
+        with torch.no_grad():
+            by_hand = [split(projection(attention_input)) for projection in (attention.q_proj, attention.k_proj, attention.v_proj)]
+        for seen, expected in zip((queries, keys, values), by_hand):
+            assert torch.equal(seen, expected), layer
+        allowed = key_at <= query_at
+        if attention.attention_type == "local":
+            allowed &= query_at - key_at < window
+        scores = queries @ keys.transpose(-1, -2)
+        minimum = torch.finfo(scores.dtype).min
+        unscaled = torch.softmax(scores.masked_fill(~allowed, minimum), dim=-1)
+        scaled = torch.softmax((scores / model.head_dim**0.5).masked_fill(~allowed, minimum), dim=-1)
+        assert torch.allclose(probabilities, unscaled, atol=1e-6, rtol=0), layer
+        assert not torch.allclose(probabilities, scaled, atol=1e-3), layer
