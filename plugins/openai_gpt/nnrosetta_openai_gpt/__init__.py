@@ -10,12 +10,12 @@ residual stream as is. There is no final norm: the logits are
 
 Attention runs in the module's own ``_attn`` (keys pre-transposed to (batch, heads,
 head_dim, seq), the causal mask from its ``bias`` buffer); its probabilities are
-served, per-head values are not (`NO_HEADS`).
+served, and per-head values split out of ``c_attn`` (`HEADS`).
 """
 
 from __future__ import annotations
 
-from nnrosetta import Adapter, AttentionSpec, Called, ConfigKeys, Inside, Residual, hookimpl
+from nnrosetta import Adapter, AttentionSpec, Called, ConfigKeys, HeadsSpec, Inside, Residual, hookimpl
 
 NNROSETTA_CONTRACT = 2
 
@@ -28,12 +28,10 @@ RENAME = {
 #: The probabilities ``_attn`` multiplies the values by: its dropout module's output.
 ATTENTION = AttentionSpec(probabilities=Inside(Called("self._attn"), Called("self.attn_dropout")))
 
-#: Why the original GPT declares no `HeadsSpec`.
-NO_HEADS = (
-    "per-head values are not declared: the attention calls its own `self._attn(query, key, value, mask)` "
-    "with keys as (batch, heads, head_dim, seq), not transformers' attention interface "
-    "`(module, query, key, value, mask, scaling=...)` that a HeadsSpec's `attention_call` must be"
-)
+#: Like GPT-2, ``c_attn`` holds [all queries | all keys | all values]; the core splits it (no rotary).
+#: No attention call: ``_attn`` receives keys pre-transposed to (batch, heads, head_dim, seq) and
+#: masks with its ``bias`` buffer and -1e4, so rotated values and recomputed patterns are refused.
+HEADS = HeadsSpec(fused_projection="c_attn", fused_layout="blocks", output_projection="c_proj", attention_call=None)
 
 #: Post-norm blocks end in ln_2; the model applies no norm after the last block.
 NO_FINAL_NORM = "post-norm blocks: each ends in its own ln_2 and the logits are lm_head(layers_output[-1])"
@@ -53,13 +51,13 @@ OPENAI_GPT = Adapter(
         vocab_size="vocab_size",
     ),
     attention=ATTENTION,
+    heads=HEADS,
     residual=Residual(kind="post_norm"),
     absent={"ln_final": NO_FINAL_NORM},
     tiny_config=TINY,
-    notes=NO_HEADS,
     description=(
         "The original GPT (openai-gpt): transformer.h[i].{attn,mlp}, transformer.tokens_embed; post-norm "
-        "blocks, no final norm. Attention probabilities; no per-head values."
+        "blocks, no final norm. Attention probabilities and per-head values."
     ),
 )
 

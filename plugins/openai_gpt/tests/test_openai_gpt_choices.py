@@ -71,3 +71,28 @@ def test_token_embeddings_are_tokens_embed_alone_and_layer_zero_adds_positions(l
         positions = torch.arange(ids.shape[1])[None]
         assert torch.equal(embeddings, hf.transformer.tokens_embed(ids))
         assert torch.equal(first_input, embeddings + hf.transformer.positions_embed(positions))
+
+
+def test_heads_are_c_attn_split_in_blocks_and_give_the_probabilities():
+    """queries/keys/values[i] are c_attn's [q | k | v] blocks split into heads by hand, and the
+    served probabilities are softmax(q·kᵀ/sqrt(head_dim)) of them under the causal mask; the keys
+    are served (batch, heads, seq, head_dim), not as `_attn` receives them (head_dim before seq)."""
+    hf, tokenizer = build_tiny("openai-gpt")
+    model = StandardizedTransformer(hf, tokenizer=tokenizer, enable_attention_probs=True)
+    ids = tokenizer(PROMPTS[0], return_tensors="pt").input_ids
+    length, hidden = ids.shape[1], model.hidden_size
+    saved = {}
+    with torch.no_grad(), model.trace(ids):
+        for layer in range(model.num_layers):
+            saved[layer] = [model.attentions_input[layer].save()] + [
+                getattr(model, name)[layer].save() for name in ("queries", "keys", "values")
+            ] + [model.attention_probabilities[layer].save()]
+    causal = torch.ones(length, length, dtype=torch.bool).tril()
+    for layer, (attention_input, queries, keys, values, probabilities) in saved.items():
+        with torch.no_grad():
+            fused = hf.transformer.h[layer].attn.c_attn(attention_input)
+        for slot, seen in enumerate((queries, keys, values)):
+            block = fused[..., slot * hidden : (slot + 1) * hidden]
+            assert torch.equal(seen, block.view(1, length, model.num_heads, model.head_dim).transpose(1, 2)), layer
+        scores = (queries @ keys.transpose(-1, -2) / model.head_dim**0.5).masked_fill(~causal, -1e4)
+        assert torch.allclose(probabilities, torch.softmax(scores, dim=-1), atol=1e-6, rtol=0), layer
