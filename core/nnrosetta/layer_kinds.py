@@ -77,15 +77,19 @@ class LayerKinds:
         mlps: kind -> path from the layer to its MLP or MoE block (default ``"mlp"``);
             None for a kind whose layers have none.
         no_mlp: why layers without an MLP have none (shown in the error).
+        residuals: kind -> `Residual` for kinds whose layers add their sublayers otherwise than
+            the adapter's `residual` says (OLMo-hybrid: post-normed attention layers, pre-normed
+            delta-net layers).
     """
 
     kinds: KindsOfConfig
     mixers: Mapping[str, Optional[str]] = field(default_factory=dict)
     mlps: Mapping[str, Optional[str]] = field(default_factory=dict)
     no_mlp: str = "the layer is a token mixer alone"
+    residuals: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in ("mixers", "mlps"):
+        for name in ("mixers", "mlps", "residuals"):
             object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
 
     def mixer_path(self, kind: str) -> Optional[str]:
@@ -103,6 +107,11 @@ class LayerKinds:
                     found.append(f"{name} names kind {kind!r}; the kinds are: {', '.join(KINDS)}")
                 if path is not None and (not isinstance(path, str) or not path):
                     found.append(f"{name}[{kind!r}] must be a module path or None, got {path!r}")
+        for kind, residual in self.residuals.items():
+            if kind not in KINDS:
+                found.append(f"residuals names kind {kind!r}; the kinds are: {', '.join(KINDS)}")
+            problems = getattr(residual, "problems", None)
+            found += [f"residuals[{kind!r}]: {problem}" for problem in (problems() if problems else ["is no Residual"])]
         if self.mixers.get(MLP_ONLY):
             found.append(f"mixers gives {MLP_ONLY!r} layers a mixer; they have none by definition")
         return found

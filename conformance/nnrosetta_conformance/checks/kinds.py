@@ -193,14 +193,16 @@ def kinds_writes(model: "StandardizedTransformer") -> None:
 def kinds_residual(model: "StandardizedTransformer") -> None:
     """layers_output[i] = layers_input[i] + mixers_output[i] (+ mlps_output[i]), and layers chain exactly."""
     _declared(model)
-    residual = model.adapter.residual
-    if residual.kind not in ("sequential", "parallel", "sandwich"):
-        raise CheckSkipped(f"the adapter declares Residual(kind={residual.kind!r}): the sum is not the outputs as they are")
-    post_norms = {"mixers_output": residual.attention_post_norm, "mlps_output": residual.mlp_post_norm}
-    scale = float(model._config_value(residual.scale_key)) if residual.scale_key is not None else 1.0
+    kinds = declared_kinds(model)
+    forms = [model.adapter.layer_kinds.residuals.get(kind, model.adapter.residual) for kind in kinds]
+    summed = [i for i, form in enumerate(forms) if form.kind in ("sequential", "parallel", "sandwich")]
+    if not summed:
+        raise CheckSkipped(f"the adapter declares Residual(kind={forms[0].kind!r}): the sum is not the outputs as they are")
     saved: list[dict[str, torch.Tensor]] = []
     with torch.no_grad(), model.trace(_inputs(model)):
         for index in range(model.num_layers):
+            residual = forms[index]
+            post_norms = {"mixers_output": residual.attention_post_norm, "mlps_output": residual.mlp_post_norm}
             values = {"input": model.layers_input[index].save()}
             for name in served_accessors(model, index, ("mixers_output", "mlps_output")):
                 values[name] = getattr(model, name)[index].save()
@@ -211,6 +213,13 @@ def kinds_residual(model: "StandardizedTransformer") -> None:
             saved.append(values)
     problems = []
     for index, values in enumerate(saved):
+        residual = forms[index]
+        post_norms = {"mixers_output": residual.attention_post_norm, "mlps_output": residual.mlp_post_norm}
+        scale = float(model._config_value(residual.scale_key)) if residual.scale_key is not None else 1.0
+        if index + 1 < len(saved) and not torch.equal(saved[index + 1]["input"], values["output"]):
+            problems.append(f"layers_input[{index + 1}] is not layers_output[{index}]")
+        if index not in summed:
+            continue
         for name in ("mixers_output", "mlps_output"):
             if f"{name} normed" in values:
                 norm_input, norm_output = values.pop(f"{name} normed")
@@ -222,10 +231,8 @@ def kinds_residual(model: "StandardizedTransformer") -> None:
         tolerance = _tolerance(SUM_ULPS, expected, values["output"])
         if float((expected - values["output"]).abs().max()) > tolerance:
             parts = " + ".join(["layers_input"] + [name for name in ("mixers_output", "mlps_output") if name in values])
-            problems.append(f"layer {index} ({declared_kinds(model)[index]}): layers_output != {parts} "
-                            f"({where_differs(expected, values['output'])})")
-        if index + 1 < len(saved) and not torch.equal(saved[index + 1]["input"], values["output"]):
-            problems.append(f"layers_input[{index + 1}] is not layers_output[{index}]")
+            problems.append(f"layer {index} ({kinds[index]}, Residual(kind={residual.kind!r})): layers_output != "
+                            f"{parts} ({where_differs(expected, values['output'])})")
     expect(not problems, "each layer should add exactly its mixer's and MLP's outputs to the residual stream: "
            + "; ".join(problems) + ". The kind's mixer or MLP path names a module inside or outside the sublayer.")
 
