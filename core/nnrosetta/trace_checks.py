@@ -161,11 +161,28 @@ def check_input(model: "StandardizedTransformer", data: Any) -> None:
             )
 
 
+def longest_input(model: "StandardizedTransformer", data: Any) -> int:
+    """The longest row of an input, in tokens (0 when it is not text or token ids)."""
+    if isinstance(data, str):
+        data = [data]
+    if isinstance(data, (list, tuple)) and data and all(isinstance(item, str) for item in data):
+        return max(len(ids) for ids in model.tokenizer(list(data))["input_ids"])
+    if isinstance(data, Mapping):
+        data = data.get("input_ids")
+    return int(data.shape[-1]) if isinstance(data, torch.Tensor) and data.dim() else 0
+
+
 def check_call(model: "StandardizedTransformer", inputs: Iterable[Any], kwargs: Mapping[str, Any], generating: bool) -> None:
     """All checks of a ``trace``/``generate``/``invoke`` call, before anything runs."""
     check_keywords(model, kwargs, generating)
+    inputs = list(inputs)
     for data in inputs:
         check_input(model, data)
     ids = kwargs.get("input_ids")
     if isinstance(ids, torch.Tensor):
         check_token_ids(model, ids)
+        inputs.append(ids)
+    new_tokens = kwargs.get("max_new_tokens")
+    if generating and isinstance(new_tokens, int) and inputs:
+        longest = max(longest_input(model, data) for data in inputs)
+        check_length(model, longest + new_tokens, f"the prompt ({longest} tokens) plus max_new_tokens={new_tokens}")

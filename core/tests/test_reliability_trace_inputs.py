@@ -117,3 +117,14 @@ def test_every_refusal_is_an_nnrosetta_error_and_the_model_still_runs(llama):
         with pytest.raises(NnrosettaError):
             call()
     assert torch.equal(logits_of(llama, PROMPTS), before)
+
+
+def test_a_generation_that_would_run_past_learned_positions_is_refused_before_it_starts(gpt2):
+    with pytest.raises(
+        InvalidInputError, match=r"the prompt \(2 tokens\) plus max_new_tokens=127 is 129 tokens long, but the model has n_positions=128"
+    ):
+        with gpt2.generate(torch.tensor([[1, 2]]), max_new_tokens=127):
+            pass
+    with torch.no_grad(), gpt2.generate(torch.tensor([[1, 2]]), max_new_tokens=3, do_sample=False) as tracer:
+        ids = tracer.result.save()
+    assert ids.shape == (1, 5)
