@@ -183,11 +183,27 @@ def request_pickling() -> Iterator[None]:
     def reduce_function(pickler: Any, function: types.FunctionType) -> tuple:
         return _method_reduce(function) or function_reduce(pickler, function)
 
+    from cloudpickle import cloudpickle as pickling
+
+    table = pickling.Pickler._dispatch_table
+    module_reduce = table[types.ModuleType]
+
+    def reduce_module(module: types.ModuleType) -> tuple:
+        # A module shipped by value must not carry its loader: pytest's (assertion rewriting) holds a lock.
+        reduced = module_reduce(module)
+        if reduced[0] is pickling.dynamic_subimport:
+            name, state = reduced[1]
+            state = {k: v for k, v in state.items() if k not in ("__loader__", "__spec__")}
+            return (pickling.dynamic_subimport, (name, state))
+        return reduced
+
     copyreg.dispatch_table.update(reducers)
     CustomCloudPickler._dynamic_function_reduce = reduce_function
+    table[types.ModuleType] = reduce_module
     try:
         yield
     finally:
+        table[types.ModuleType] = module_reduce
         CustomCloudPickler._dynamic_function_reduce = function_reduce
         for kind, reducer in previous.items():
             if reducer is None:
