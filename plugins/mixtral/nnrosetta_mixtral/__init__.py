@@ -15,7 +15,8 @@ One family declaration; each type's variant says what differs:
   (gated by a sigmoid inside the block), exposed as ``shared_experts_output[i]``;
 - phimoe (sparse mixer), minimax_m2 and afmoe (sigmoid with a score bias), ernie4_5_moe
   (softmax with a score bias), hunyuan_v1_moe, aria_text (top-k then softmax), llama4_text
-  (dense weights into the experts' input): see each variant's notes; jetmoe is refused.
+  (dense weights into the experts' input): see each variant's notes; jetmoe is served
+  without routing (`JETMOE_NOTES`).
 """
 
 from __future__ import annotations
@@ -46,6 +47,17 @@ TINY = {
 
 #: Types with Mixtral's block whose top-k renormalisation is a config switch.
 SWITCHED = MoESpec(num_experts_key="num_experts", normalize_top_k="norm_topk_prob")
+
+#: What is served on JetMoE, and why its routing is not.
+JETMOE_NOTES = (
+    "served: the dense interface (mlp is the MoE block's output, self_attn the mixture-of-attention-heads "
+    "block's) and attention_probabilities[i], whose heads are (expert slot, kv head) pairs: head "
+    "s * num_key_value_heads + h is the s-th attention expert the token chose, so one head index mixes "
+    "experts across query tokens. Not served: MoE routing and heads. Both routers (mlp.router and "
+    "self_attn.experts.router) return a sort-grouped layout (index_sorted_experts, batch_index, batch_gates, "
+    "expert_size, logits) that the experts consume instead of the top-k, so router_top_k cannot be written "
+    "as data; per-head queries are per attention expert slot, not per head"
+)
 
 MIXTRAL = Adapter(
     name="mixtral",
@@ -131,13 +143,19 @@ MIXTRAL = Adapter(
             "a (tokens, num_experts) matrix zero off the chosen ones and multiplied into the expert's INPUT "
             "(expert(w * x)); a shared expert at feed_forward.shared_expert; dense and MoE layers interleave",
         ),
-        "jetmoe": Variant(unsupported=(
-            "JetMoE's router returns a sort-grouped layout (index_sorted_experts, batch_index, batch_gates, "
-            "expert_size, logits) that the block consumes without the top-k itself, and its attention is a "
-            "mixture of attention heads (JetMoeMoA: per-expert query and output projections routed by their "
-            "own router, called through map/reduce, not forward); router_top_k cannot be written without "
-            "recomputing that layout, and no module computes the token mixing alone"
-        )),
+        "jetmoe": Variant(
+            rename={"self_attention": "self_attn"},
+            moe=None,
+            heads=None,
+            tiny_config={"num_key_value_heads": 2, "kv_channels": 8, "num_local_experts": 4, "intermediate_size": 24},
+            known_broken={"sizes": (
+                "no projection is num_heads * head_dim wide: queries come from the attention experts' "
+                "input_linear (num_key_value_heads * kv_channels per chosen expert slot) and kv_proj fuses keys "
+                "and values only (2 * num_key_value_heads * kv_channels); num_heads = num_key_value_heads * "
+                "num_experts_per_tok is the head count of the attention call and its probabilities"
+            )},
+            notes=JETMOE_NOTES,
+        ),
         "aria_text": Variant(
             moe=MoESpec(router="router", num_experts_key="moe_num_experts", experts_per_token_key="moe_topk",
                         shared_experts="shared_experts", expert_by_hand=ExpertByHand(transposed=True)),
