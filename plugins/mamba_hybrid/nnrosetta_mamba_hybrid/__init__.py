@@ -1,0 +1,123 @@
+"""nnrosetta plugin for Mamba-2 hybrids: state-space layers beside softmax attention layers.
+
+transformers 5 names each layer by its cache: ``"linear_attention"`` for a layer that
+keeps a recurrent state. In these families that layer is a Mamba-2 mixer, so the adapter
+maps it to `STATE_SPACE` (never the core, never by class name).
+
+- ``bamba``: each layer a Mamba-2 mixer at ``mamba`` or an attention at ``self_attn``
+  (``attn_layer_indices``), then ``feed_forward``;
+- ``granitemoehybrid``: Granite's muP (``residual_multiplier`` on each sublayer, logits divided
+  by ``logits_scaling``), MLP at ``shared_mlp``; configs with routed experts are refused:
+  their MLP is ``block_sparse_moe(x) + shared_mlp(x)``, two modules summed, no single module or span;
+- ``nemotron_h``: every block is ``h + mixer(norm(h))`` with ``mixer`` a Mamba-2 mixer, an
+  attention, an MLP or an MoE (``layers_block_type``); MLP and MoE blocks are `MLP_ONLY`
+  layers whose ``mlps_*[i]`` is the mixer module. Attention probabilities and heads are not
+  served: the core reaches them at ``layers[i].self_attn`` and Nemotron-H keeps its attention at
+  ``mixer``; its MoE is not served either (the MoE interface reads ``layers[i].mlp``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from nnrosetta import Adapter, Residual, Variant, conventions, hookimpl
+from nnrosetta.layer_kinds import ATTENTION, MLP_ONLY, STATE_SPACE, LayerKinds, from_config
+
+if TYPE_CHECKING:
+    import torch
+
+    from nnrosetta.model import StandardizedTransformer
+
+NNROSETTA_CONTRACT = 2
+
+#: transformers 5's cache names of the layers, as these families use them.
+CACHE_TYPES = {"linear_attention": STATE_SPACE, "full_attention": ATTENTION}
+
+MAMBA2 = {"mamba_n_heads": 8, "mamba_d_head": 8, "mamba_expand": 2, "mamba_d_state": 4, "mamba_n_groups": 1,
+          "mamba_chunk_size": 8, "mamba_d_conv": 4}
+TINY = {
+    "hidden_size": 32,
+    "intermediate_size": 48,
+    "num_hidden_layers": 4,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 128,
+}
+
+
+def divided_by_logits_scaling(model: "StandardizedTransformer", hidden: "torch.Tensor") -> "torch.Tensor":
+    """Granite (muP): ``lm_head(norm(h)) / config.logits_scaling``."""
+    return model.lm_head(model.ln_final(hidden)) / model.config.logits_scaling
+
+
+def _routed_experts(config) -> str | None:
+    if int(getattr(config, "num_local_experts", 0) or 0) > 0:
+        return (
+            f"this config has {config.num_local_experts} routed experts: each layer's MLP is then "
+            f"block_sparse_moe(x) + shared_mlp(x), two modules summed, which no single module or span serves "
+            f"as `mlp`; configs with num_local_experts=0 are served"
+        )
+    return None
+
+
+MAMBA_HYBRID = Adapter(
+    name="mamba_hybrid",
+    model_types=("bamba", "granitemoehybrid", "nemotron_h", "zamba", "zamba2", "falcon_h1"),
+    rename={"model.embed_tokens": "embed_tokens", "model.layers": "layers", "model.final_layernorm": "ln_final",
+            "feed_forward": "mlp"},
+    layer_kinds=LayerKinds(kinds=from_config("layers_block_type", CACHE_TYPES), mixers={STATE_SPACE: "mamba"}),
+    attention=conventions.ATTENTION,
+    heads=conventions.HEADS,
+    tiny_config={**TINY, **MAMBA2},
+    variants={
+        "bamba": Variant(tiny_config={"attn_layer_indices": [1, 3]}),
+        "granitemoehybrid": Variant(
+            rename={"model.final_layernorm": None, "model.norm": "ln_final", "feed_forward": None, "shared_mlp": "mlp"},
+            residual=Residual(scale_key="residual_multiplier"),
+            final_projection=divided_by_logits_scaling,
+            refuse=_routed_experts,
+            tiny_config={"layer_types": ["mamba", "attention", "mamba", "attention"], "num_local_experts": 0,
+                         "shared_intermediate_size": 48, "residual_multiplier": 0.5, "embedding_multiplier": 3.0,
+                         "logits_scaling": 2.0, "attention_multiplier": 0.3},
+            notes="muP multipliers; dense configs (routed experts refused: their MLP is two modules summed)",
+        ),
+        "nemotron_h": Variant(
+            rename={"model.embed_tokens": None, "model.embeddings": "embed_tokens", "model.final_layernorm": None,
+                    "model.norm_f": "ln_final", "feed_forward": None},
+            layer_kinds=LayerKinds(
+                kinds=from_config("layers_block_type", {**CACHE_TYPES, "mlp": MLP_ONLY, "moe": MLP_ONLY}),
+                mixers={STATE_SPACE: "mixer", ATTENTION: "mixer"},
+                mlps={MLP_ONLY: "mixer", STATE_SPACE: None, ATTENTION: None},
+                no_mlp="each Nemotron-H block is one mixer: Mamba-2, attention, MLP or MoE",
+            ),
+            attention=None,
+            heads=None,
+            tiny_config={"hybrid_override_pattern": "M*-E", "n_routed_experts": 4, "num_experts_per_tok": 2,
+                         "moe_intermediate_size": 16, "moe_shared_expert_intermediate_size": 16, "n_groups": 1,
+                         "ssm_state_size": 4, "mamba_num_heads": 8, "mamba_head_dim": 8, "expand": 2, "chunk_size": 8,
+                         "n_group": 1, "topk_group": 1},
+            notes="one mixer per block (Mamba-2, attention, MLP, MoE); no probabilities/heads/MoE (kept at `mixer`)",
+        ),
+        "zamba": Variant(unsupported=(
+            "Zamba's hybrid layers run a shared attention block on concat(hidden, the original embeddings), "
+            "project it and feed the sum to a Mamba layer: two token mixers and an extra input stream in one "
+            "layer, which the layer-kind vocabulary (one token mixer per layer) does not describe"
+        )),
+        "zamba2": Variant(unsupported=(
+            "Zamba2's hybrid layers run a shared attention block on concat(hidden, the original embeddings), "
+            "a LoRA-adapted projection, then a Mamba-2 layer: two token mixers and an extra input stream in one "
+            "layer, which the layer-kind vocabulary (one token mixer per layer) does not describe"
+        )),
+        "falcon_h1": Variant(unsupported=(
+            "every Falcon-H1 layer runs a Mamba-2 mixer and a softmax attention in parallel on the same normed "
+            "input and adds both, scaled by config multipliers: two token mixers per layer, which the layer-kind "
+            "vocabulary (one token mixer per layer) does not describe; mixers_output would have to choose one"
+        )),
+    },
+    description="Mamba-2 hybrids: state-space and softmax-attention layers by transformers' layers_block_type.",
+)
+
+
+@hookimpl
+def register_adapters(register) -> None:
+    register(MAMBA_HYBRID)
