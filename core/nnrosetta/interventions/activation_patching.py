@@ -61,6 +61,8 @@ def activation_patching(
         batch_size: patched runs per forward pass (default all in one). Forward passes:
             1 clean + ceil((layers * positions + 1) / batch_size), the +1 being the corrupted run.
             A pass holds batch_size * len(prompts) rows: lower it when that does not fit in memory.
+            A pass whose patches start at layer L skips layers 0..L-1 (bit-identical results) when
+            that saves more than the 2 extra passes it costs (see `patched_runs`).
     """
     pair = pair_prompts(model, clean_prompts, corrupted_prompts, layers, positions, component, metric)
     runs_per_pass(batch_size, 1)
