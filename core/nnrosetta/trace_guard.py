@@ -6,7 +6,9 @@ holds a re-entrant lock for the whole of a trace, generate or session, including
 ``__exit__``, where nnsight actually runs the block; threads with their own model
 never wait for each other. A trace opened inside a trace of the same model is
 refused (nnsight fails on it with an unrelated AttributeError), as is a read out
-of forward order, with the standard name of the value and how to reorder.
+of forward order, with the standard name of the value and how to reorder; a name
+the block assigned but did not save is bound, after the block, to a stand-in whose
+every use says to ``.save()`` it.
 """
 
 from __future__ import annotations
