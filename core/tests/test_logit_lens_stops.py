@@ -6,6 +6,7 @@ import torch
 
 from nnrosetta import StandardizedTransformer
 from nnrosetta.interventions import logit_lens
+from nnrosetta.interventions.inputs import encode
 from nnrosetta_conformance.tiny import build_tiny
 
 PROMPTS = ["The capital of Spain is", "The cat sat on the"]
@@ -26,9 +27,11 @@ def test_the_lens_runs_no_layer_after_the_last_it_reads_and_unembeds_once():
             hook.remove()
     # Layers 2 and 3 never run; lm_head runs once, for the lens's own projection of the states read.
     assert ran == ["layer 0", "layer 1", "lm_head"]
-    encoding = tokenizer(PROMPTS, return_tensors="pt", padding=True)
+    states: list[torch.Tensor] = []
+    with torch.no_grad(), lm.trace(encode(lm, PROMPTS)):  # a full forward, read the same way
+        for i in (0, 1):
+            states.append(lm.layers_output[i][:, -1].save())
     with torch.no_grad():
-        hidden = model(**encoding, output_hidden_states=True).hidden_states
-        expected = torch.stack([lm.project_on_vocab(hidden[i + 1][:, -1]) for i in (0, 1)], dim=1).softmax(-1)
+        expected = lm.project_on_vocab(torch.stack(states, dim=1)).softmax(dim=-1)
     assert probs.shape == (2, 2, lm.vocab_size)
     assert torch.equal(probs, expected)
