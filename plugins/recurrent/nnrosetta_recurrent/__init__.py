@@ -1,0 +1,106 @@
+"""nnrosetta plugin for recurrent language models: RG-LRU, mLSTM and RWKV cells instead of (most) attention.
+
+- ``recurrent_gemma`` (Griffin): ``config.block_types`` cycles over the layers; a
+  ``"recurrent"`` layer's temporal block is an RG-LRU recurrence (`RECURRENT`), an
+  ``"attention"`` one a local softmax attention over ``attention_window_size`` tokens
+  (`SLIDING_ATTENTION`); both live at ``temporal_block``, the MLP at ``mlp_block``. Logits are
+  soft-capped: ``tanh(lm_head(norm(h)) / logits_soft_cap) * logits_soft_cap``. Attention
+  probabilities and heads are not served: the core reaches them at ``layers[i].self_attn``,
+  and Griffin keeps its attention at ``temporal_block``.
+- ``xlstm``: every block an mLSTM cell at ``mlstm_layer`` then a feed-forward at ``ffn``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from nnrosetta import Adapter, Variant, hookimpl
+from nnrosetta.layer_kinds import RECURRENT, SLIDING_ATTENTION, LayerKinds, every_layer
+
+if TYPE_CHECKING:
+    import torch
+
+    from nnrosetta.model import StandardizedTransformer
+
+NNROSETTA_CONTRACT = 2
+
+GRIFFIN_BLOCKS = {"recurrent": RECURRENT, "attention": SLIDING_ATTENTION}
+
+
+def griffin_kinds(config: Any) -> list[str]:
+    """Griffin's layer kinds: ``config.block_types`` repeated over the layers."""
+    blocks = list(config.block_types)
+    return [GRIFFIN_BLOCKS[blocks[i % len(blocks)]] for i in range(config.num_hidden_layers)]
+
+
+def soft_capped(model: "StandardizedTransformer", hidden: "torch.Tensor") -> "torch.Tensor":
+    """RecurrentGemma's logits: ``tanh(lm_head(norm(h)) / cap) * cap``."""
+    import torch
+
+    cap = model.config.logits_soft_cap
+    return torch.tanh(model.lm_head(model.ln_final(hidden)) / cap) * cap
+
+
+def xlstm_soft_capped(model: "StandardizedTransformer", hidden: "torch.Tensor") -> "torch.Tensor":
+    """xLSTM's logits: ``tanh(lm_head(norm(h)) / cap) * cap`` with ``config.output_logit_soft_cap``."""
+    import torch
+
+    cap = model.config.output_logit_soft_cap
+    return torch.tanh(model.lm_head(model.ln_final(hidden)) / cap) * cap
+
+
+RECURRENT_FAMILY = Adapter(
+    name="recurrent",
+    model_types=("recurrent_gemma", "xlstm"),
+    rename={"model.embed_tokens": "embed_tokens", "model.layers": "layers", "model.final_norm": "ln_final",
+            "mlp_block": "mlp"},
+    layer_kinds=LayerKinds(
+        kinds=griffin_kinds, mixers={RECURRENT: "temporal_block", SLIDING_ATTENTION: "temporal_block"}
+    ),
+    final_projection=soft_capped,
+    tiny_config={
+        "hidden_size": 32,
+        "intermediate_size": 48,
+        "num_hidden_layers": 3,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 1,
+        "head_dim": 8,
+        "lru_width": 32,
+        "attention_window_size": 8,
+        "block_types": ["recurrent", "recurrent", "attention"],
+        "logits_soft_cap": 3.0,
+    },
+    variants={
+        "recurrent_gemma": Variant(known_broken={"padding_invariance": (
+            "transformers' RG-LRU recurrence and its temporal convolution ignore the attention mask, so left "
+            "padding tokens enter the recurrent state of the real ones (the plain HF model differs the same way)"
+        )}),
+        "xlstm": Variant(
+            rename={"model.embed_tokens": None, "model.layers": None, "model.final_norm": None, "mlp_block": None,
+                    "backbone.embeddings": "embed_tokens", "backbone.blocks": "layers", "backbone.out_norm": "ln_final",
+                    "ffn": "mlp"},
+            layer_kinds=LayerKinds(kinds=every_layer(RECURRENT, "num_blocks"), mixers={RECURRENT: "mlstm_layer"}),
+            final_projection=xlstm_soft_capped,
+            # qk and v widths are rounded up to multiples of 64: a width of 64 keeps them exact.
+            tiny_config={"embedding_dim": 64, "num_blocks": 2, "num_hidden_layers": 2, "num_heads": 4,
+                         "qk_dim_factor": 1.0, "v_dim_factor": 1.0, "hidden_size": 64, "output_logit_soft_cap": 3.0},
+            known_broken={
+                "padding_invariance": (
+                    "transformers' xLSTM ignores the attention mask: left padding tokens enter the mLSTM state of "
+                    "the real ones (the plain HF model differs the same way)"
+                ),
+                "skip_layers": (
+                    "an xLSTM block returns (hidden, rnn_state) and the model reads the state it returns; the core's "
+                    "skip repacks the other entries as None"
+                ),
+            },
+            notes="every block an mLSTM cell (mlstm_layer) and a feed-forward (ffn)",
+        ),
+    },
+    description="Recurrent LMs: Griffin's RG-LRU and local attention (temporal_block), xLSTM's mLSTM cells.",
+)
+
+
+@hookimpl
+def register_adapters(register) -> None:
+    register(RECURRENT_FAMILY)
