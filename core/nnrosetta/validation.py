@@ -142,7 +142,7 @@ def validate(model: "StandardizedTransformer") -> None:
     """
     key = _validation_key(model)
     known = _VALIDATED.get(key)
-    if known is not None:
+    if known is not None and _same_declaration(known[0], model.adapter):
         model.__dict__.get("_layer_outputs", {}).update(known[1])
         _VALIDATED.move_to_end(key)
         return
@@ -154,7 +154,7 @@ def validate(model: "StandardizedTransformer") -> None:
         check_structure(model)
         check_points(model)
         check_shapes(model)
-    _VALIDATED[key] = (model.adapter, dict(model.__dict__.get("_layer_outputs", {})))  # the adapter pins its id
+    _VALIDATED[key] = (model.adapter, dict(model.__dict__.get("_layer_outputs", {})))
     while len(_VALIDATED) > CACHE_SIZE:
         _VALIDATED.popitem(last=False)
 
@@ -164,12 +164,21 @@ def _validation_key(model: "StandardizedTransformer") -> tuple:
     config = model.config
     tree = tuple((name, type(module).__qualname__) for name, module in model._module.named_modules())
     return (
-        id(model.adapter),
+        model.adapter.name,
+        model.adapter.plugin,
         type(model._module).__qualname__,
         config.to_json_string(use_diff=False),
         getattr(config, "_attn_implementation", None),
         hash(tree),
     )
+
+
+def _same_declaration(known: Any, adapter: Any) -> bool:
+    """Each load resolves its own Adapter object; equal fields (same callables) are the same declaration."""
+    try:
+        return bool(known is adapter or known == adapter)
+    except Exception:  # noqa: BLE001 - a field that cannot be compared: validate again
+        return False
 
 
 def clear_validation_cache() -> None:
