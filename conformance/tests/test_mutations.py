@@ -64,6 +64,22 @@ def _moe(model_type: str, **changes) -> Callable[[], object]:
     return mutate
 
 
+def _expert(model_type: str, **changes) -> Callable[[], object]:
+    def mutate():
+        moe = default_registry().resolve(model_type).moe
+        return _moe(model_type, expert_by_hand=dataclasses.replace(moe.expert_by_hand, **changes))()
+
+    return mutate
+
+
+def _routing(model_type: str, **changes) -> Callable[[], object]:
+    def mutate():
+        moe = default_registry().resolve(model_type).moe
+        return _moe(model_type, routing=dataclasses.replace(moe.routing, **changes))()
+
+    return mutate
+
+
 #: (name, model type, mutated declaration, the checks of which at least one must fail)
 MUTATIONS = [
     ("ln_final at the last layer's own norm", "llama",
@@ -107,6 +123,20 @@ MUTATIONS = [
     ("wrong expert-count key", "qwen3_moe", _moe("qwen3_moe", num_experts_key="num_experts_per_tok"),
      {"moe_routing"}),
     ("top-k renormalisation dropped", "mixtral", _moe("mixtral", normalize_top_k=False), {"moe_routing"}),
+    ("gate/up halves instead of interleaved", "gpt_oss", _expert("gpt_oss", interleaved=False), {"moe_routing"}),
+    ("plain activation instead of the clamped GLU", "gpt_oss", _expert("gpt_oss", activation="act_fn"), {"moe_routing"}),
+    ("expert biases dropped", "gpt_oss", _expert("gpt_oss", bias_suffix=None), {"moe_routing"}),
+    ("expert weights not transposed", "aria_text", _expert("aria_text", transposed=False), {"moe_routing"}),
+    ("down projection applied transposed", "dbrx", _expert("dbrx", down_transposed=None), {"moe_routing"}),
+    ("top-k argument positions swapped", "dbrx", _moe("dbrx", top_k_at_experts=(2, 1)), {"moe_routing"}),
+    ("group-limited routing dropped", "deepseek_v3", _routing("deepseek_v3", groups=None), {"moe_routing"}),
+    ("group score by top-2 sum instead of max", "deepseek_v2", _routing("deepseek_v2", group_score="top2_sum"),
+     {"moe_routing"}),
+    ("routed scaling factor dropped", "deepseek_v3", _moe("deepseek_v3", top_k_scale_key=None), {"moe_routing"}),
+    ("router read in the wrong form", "llama4_text", _moe("llama4_text", router_returns=("logits", "dense_weights")),
+     {"moe_routing"}),
+    ("renormalisation claimed where the family keeps raw weights", "phimoe", _moe("phimoe", normalize_top_k=True),
+     {"moe_routing"}),
 ]
 
 

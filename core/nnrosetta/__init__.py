@@ -24,6 +24,8 @@ _EXPORTS = {
     "ConfigKeys": "specs",
     "HeadsSpec": "specs",
     "MoESpec": "specs",
+    "ExpertByHand": "moe_declarations",
+    "Routing": "moe_declarations",
     "Residual": "specs",
     "Span": "specs",
     "Argument": "points",
@@ -45,6 +47,10 @@ _EXPORTS = {
     "ShapeError": "errors",
     "SourceLabelError": "errors",
     "UnsupportedArchitectureError": "errors",
+    "ModelLoadError": "errors",
+    "ReadOrderError": "errors",
+    "TraceUsageError": "errors",
+    "InvalidValueError": "errors",
     "RefusedConfigError": "errors",
     "hookimpl": "hookspecs",
     "StandardizedTransformer": "model",
@@ -75,12 +81,14 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors
         SourceLabelError,
         RefusedConfigError,
         UnsupportedArchitectureError,
+        InvalidValueError,
     )
     from .hookspecs import hookimpl
     from .model import StandardizedTransformer
     from .moe import TopK
     from .points import Argument, Assigned, Called, Inside
     from .registry import Registry, default_registry, register_plugin
+    from .moe_declarations import ExpertByHand, Routing
     from .specs import AttentionSpec, ConfigKeys, HeadsSpec, MoESpec, Residual, Span
 
 
