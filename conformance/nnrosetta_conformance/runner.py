@@ -41,6 +41,15 @@ from nnrosetta.tiny import save_tiny
 TINY_PREFIX = "tiny:"
 ResultCallback = Callable[[CheckResult], None]
 
+#: The quick profile, for models too large to run everything on: the checks it leaves out, and why.
+#: Each of these costs many forwards' worth of compute or memory; every other check runs.
+QUICK_LEAVES_OUT = {
+    "write_effect": "one forward of 3 x num_layers + 1 probe copies (each edit of each layer alone)",
+    "sublayer_locality": "one forward of 3 x num_layers + 1 copies of the longest prompt",
+    "gradients": "a backward pass through the whole model (every layer's activations and gradients held)",
+    "generation": "four greedy generations of 3 tokens (a KV cache per run)",
+}
+
 
 class UnknownCheckError(NnrosettaError, KeyError):
     """A check name was asked for that no installed check module registers."""
@@ -49,10 +58,13 @@ class UnknownCheckError(NnrosettaError, KeyError):
         return str(self.args[0])
 
 
-def select_checks(names: Optional[Iterable[str]] = None) -> list[Check]:
-    """The checks to run, in run order; every registered one when ``names`` is None."""
+def select_checks(names: Optional[Iterable[str]] = None, quick: bool = False) -> list[Check]:
+    """The checks to run, in run order; every registered one when ``names`` is None.
+
+    ``quick`` drops the checks in `QUICK_LEAVES_OUT` (named ones included).
+    """
     if names is None:
-        return ordered_checks()
+        return [c for c in ordered_checks() if not (quick and c.name in QUICK_LEAVES_OUT)]
     wanted = [name.strip() for name in names if name.strip()]
     unknown = [name for name in wanted if name not in CHECKS]
     if unknown:
@@ -62,7 +74,7 @@ def select_checks(names: Optional[Iterable[str]] = None) -> list[Check]:
         )
     if not wanted:
         raise UnknownCheckError(f"no check was named; pass one or more of: {', '.join(CHECKS)}.")
-    return [c for c in ordered_checks() if c.name in wanted]
+    return [c for c in ordered_checks() if c.name in wanted and not (quick and c.name in QUICK_LEAVES_OUT)]
 
 
 # -- one check -------------------------------------------------------------------
@@ -277,10 +289,14 @@ def run(
     probe: Optional[Probe] = None,
     registry: Optional[Registry] = None,
     on_result: Optional[ResultCallback] = None,
+    quick: bool = False,
     **load_kwargs: Any,
 ) -> Report:
-    """Run the conformance suite (or the named ``checks``) on a model or target; returns the `Report`."""
-    selected = select_checks(checks)
+    """Run the conformance suite (or the named ``checks``) on a model or target; returns the `Report`.
+
+    ``quick`` leaves out the costliest checks (`QUICK_LEAVES_OUT` says which and why).
+    """
+    selected = select_checks(checks, quick)
     started = time.perf_counter()
     results: list[CheckResult] = []
     with SuiteSession(model_or_target, adapter, registry, probe, **load_kwargs) as session:

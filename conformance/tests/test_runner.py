@@ -209,3 +209,52 @@ def test_gradients_catch_a_layer_that_cuts_the_graph() -> None:
     assert report.result("gradients").status == "failed"
     assert "does not require grad" in report.result("gradients").message
     assert report.result("state_restored").status == "passed"  # requires_grad flags were put back
+
+
+# -- speed: the quick profile, the shared plain trace, the short probe --------------------
+
+
+def test_the_quick_profile_leaves_out_exactly_the_costly_checks_and_runs_the_rest() -> None:
+    from nnrosetta_conformance.runner import QUICK_LEAVES_OUT
+
+    report = run("tiny:llama", quick=True)
+
+    assert [r.name for r in report.results] == [c.name for c in ordered_checks() if c.name not in QUICK_LEAVES_OUT]
+    assert sorted(QUICK_LEAVES_OUT) == ["generation", "gradients", "sublayer_locality", "write_effect"]
+    assert select_checks(["fidelity", "write_effect"], quick=True) == [CHECKS["fidelity"]]
+    assert report.ok and report.result("state_restored").status == "passed"
+
+
+def test_the_read_only_checks_share_one_plain_forward() -> None:
+    model = _tiny()
+    forwards: list[int] = []
+    model._module.register_forward_pre_hook(lambda *_: forwards.append(1))
+    read_only = ["accessor_shapes", "fidelity", "residual_chain", "final_projection", "residual_sum", "final_norm"]
+
+    report = run(model, read_only)
+
+    assert report.statuses() == {name: "passed" for name in read_only}
+    # The recorded state's plain run, the shared plain trace, and fidelity's plain HuggingFace forward.
+    assert len(forwards) == 3
+
+
+def test_a_wrong_accessor_read_in_the_shared_trace_fails_only_the_checks_that_use_it() -> None:
+    from nnrosetta import Span
+
+    broken = _llama(spans={"mlp": Span("mlp.down_proj", "mlp.down_proj")})  # mlps_input is the MLP's inner width
+
+    report = run("tiny:llama", ["accessor_shapes", "residual_chain", "final_projection"], adapter=broken)
+
+    assert report.statuses() == {"accessor_shapes": "failed", "residual_chain": "passed", "final_projection": "passed"}
+    assert "mlps_input[0] is (3, " in report.result("accessor_shapes").message
+
+
+def test_the_short_probe_keeps_a_full_row_and_a_padded_row_ending_in_real_tokens() -> None:
+    from nnrosetta_conformance.checks.core import short_probe
+
+    probe = Probe.from_rows([[5, 6, 7, 8, 9], [10, 11], [12, 13, 14, 15]], pad_token_id=3)
+
+    short = short_probe(probe, width=3)
+
+    assert short.input_ids.tolist() == [[7, 8, 9], [3, 10, 11]]
+    assert short.attention_mask.tolist() == [[1, 1, 1], [0, 1, 1]]
