@@ -7,7 +7,10 @@
   soft-capped: ``tanh(lm_head(norm(h)) / logits_soft_cap) * logits_soft_cap``. Attention
   probabilities and heads are not served: the core reaches them at ``layers[i].self_attn``,
   and Griffin keeps its attention at ``temporal_block``.
-- ``xlstm``: every block an mLSTM cell at ``mlstm_layer`` then a feed-forward at ``ffn``.
+- ``xlstm``: every block an mLSTM cell at ``mlstm_layer`` then a feed-forward at ``ffn``; logits
+  soft-capped by ``output_logit_soft_cap``;
+- ``rwkv``: refused (its stream is halved between blocks, block 0 norms its own input, and its
+  channel mixing reads the previous token).
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ def xlstm_soft_capped(model: "StandardizedTransformer", hidden: "torch.Tensor") 
 
 RECURRENT_FAMILY = Adapter(
     name="recurrent",
-    model_types=("recurrent_gemma", "xlstm"),
+    model_types=("recurrent_gemma", "xlstm", "rwkv"),
     rename={"model.embed_tokens": "embed_tokens", "model.layers": "layers", "model.final_norm": "ln_final",
             "mlp_block": "mlp"},
     layer_kinds=LayerKinds(
@@ -96,6 +99,12 @@ RECURRENT_FAMILY = Adapter(
             },
             notes="every block an mLSTM cell (mlstm_layer) and a feed-forward (ffn)",
         ),
+        "rwkv": Variant(unsupported=(
+            "RWKV's residual stream is not one chain through its blocks: block 0 norms its input (pre_ln) before "
+            "adding to it, and in inference mode the model halves the hidden state after every rescale_every-th "
+            "block (6 in the released checkpoints), so layers_input[i+1] is not layers_output[i]; and its channel "
+            "mixing (feed_forward) token-shifts, reading the previous token, so it is no per-token MLP"
+        )),
     },
     description="Recurrent LMs: Griffin's RG-LRU and local attention (temporal_block), xLSTM's mLSTM cells.",
 )
