@@ -1,0 +1,310 @@
+"""Workload 10: the real pretrained model (SmolLM2-135M-Instruct, 30 layers), as a user meets it.
+
+Every ratio is measured side by side in this one run, variants interleaved:
+
+- import: ``import nnrosetta`` vs ``import transformers`` (with torch), each in a fresh process;
+- load from the cached folder: HF ``from_pretrained`` (model + tokenizer) vs `StandardizedTransformer`
+  without the check, with it on a config this process has not validated (cold), and again (warm);
+  the cold validation alone vs the plain load;
+- ``nnrosetta check PATH`` in a fresh process, once (its JSON gives the seconds per check);
+- the IOI residual-stream sweep (30 layers x 14 positions): plain HF forward hooks, one forward
+  per patch (the naive floor) vs `activation_patching` stacked 8 runs per pass (skipping the layers
+  before each pass's first patch), all runs in one pass, and one run per pass;
+- the logit lens of every layer at the last token: plain HF hooks vs `logit_lens`.
+The model is fetched once by `nnrosetta.pretrained` (from the package index) and cached; when it
+cannot be had, every row says so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+
+from ..context import Settings
+from ..report import Row, missing
+from ..timing import TARGET_REPEATS, compare
+
+MODEL = "SmolLM2-135M"
+NAME_IMPORT = "10 import (fresh process)"
+NAME_LOAD = "10 load the real model from its folder"
+NAME_CHECK = "10 nnrosetta check on the real model"
+NAME_SWEEP = "10 IOI patching sweep, residual stream, 30 layers × 14 positions"
+NAME_LENS = "10 logit lens on the real model, all layers, last token"
+TARGET_LOAD = 1.2
+TARGET_VALIDATION = 0.2
+TARGET_CHECK_SECONDS = 30.0
+TARGET_SWEEP = 0.6
+TARGET_LENS = 1.0
+#: The sweep's naive floor takes ~20-40 s a round on two shared cores: three rounds, not five.
+SWEEP_REPEATS = 3
+SWEEP_RUNS_PER_PASS = 8
+IOI_CLEAN = "When Mary and John went to the store, John gave a drink to"
+IOI_CORRUPTED = "When John and Mary went to the store, Mary gave a drink to"
+LENS_PROMPTS = [
+    "The capital of France is",
+    "The Eiffel Tower is located in the city of",
+    "Water boils at a temperature of one hundred degrees",
+    "The largest planet in the solar system is",
+    "Shakespeare wrote the play Romeo and",
+    "The chemical symbol for gold is",
+    "The first man to walk on the moon was Neil",
+    "A week has seven days and a year has twelve",
+]
+
+
+def model_folder() -> Optional[str]:
+    from nnrosetta.pretrained import default_model_path
+
+    return str(default_model_path())
+
+
+def run(_models: Optional[object], settings: Settings) -> list[Row]:
+    if settings.quick:
+        return [missing("10 real model", MODEL, "every row", "skipped with --quick (tiny models only)")]
+    try:
+        folder = model_folder()
+    except Exception as error:  # noqa: BLE001 - reported as a row
+        return [missing("10 real model", MODEL, "every row", f"the model could not be had: {error}")]
+    rows: list[Row] = []
+    for part in (import_rows, load_rows, sweep_rows, lens_rows, check_rows):
+        try:
+            rows += part(folder, settings)
+        except Exception as error:  # noqa: BLE001 - one broken part costs its rows only
+            rows.append(missing(part.__name__, MODEL, "the whole part", f"{type(error).__name__}: {error}"))
+    return rows
+
+
+# -- import --------------------------------------------------------------------------
+
+
+def _python(code: str) -> Callable[[], None]:
+    return lambda: subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+def import_rows(_folder: str, settings: Settings) -> list[Row]:
+    timings = compare(
+        {
+            "transformers": _python("import torch, transformers; transformers.AutoModelForCausalLM"),
+            "nnrosetta": _python("import nnrosetta; nnrosetta.StandardizedTransformer"),
+        },
+        settings.repeats,
+        settings.warmup,
+        "cpu",
+    )
+    return [
+        Row(NAME_IMPORT, MODEL, "python -c 'import torch, transformers' (AutoModelForCausalLM)",
+            timings.median("transformers")),
+        Row(NAME_IMPORT, MODEL, "python -c 'import nnrosetta' (StandardizedTransformer)",
+            timings.median("nnrosetta"), reference="vs transformers",
+            ratio=timings.ratio("nnrosetta", "transformers"), note="includes interpreter start-up"),
+    ]
+
+
+# -- loading -------------------------------------------------------------------------
+
+
+def load_rows(folder: str, settings: Settings) -> list[Row]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from nnrosetta import StandardizedTransformer
+    from nnrosetta.validation import clear_validation_cache, validate
+
+    def hugging_face() -> tuple:
+        return AutoModelForCausalLM.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
+
+    def cold() -> StandardizedTransformer:
+        clear_validation_cache()
+        return StandardizedTransformer(folder)
+
+    unchecked = StandardizedTransformer(folder, check=False)
+
+    def validation_alone() -> None:
+        clear_validation_cache()
+        validate(unchecked)
+
+    StandardizedTransformer(folder)  # the warm variant's config is validated from here on
+    timings = compare(
+        {
+            "hf": hugging_face,
+            "off": lambda: StandardizedTransformer(folder, check=False),
+            "cold": cold,
+            "warm": lambda: StandardizedTransformer(folder),
+            "validate": validation_alone,
+        },
+        max(settings.repeats, TARGET_REPEATS),
+        settings.warmup,
+        "cpu",
+    )
+    return [
+        Row(NAME_LOAD, MODEL, "HF from_pretrained(folder) + tokenizer", timings.median("hf")),
+        Row(NAME_LOAD, MODEL, "StandardizedTransformer(folder, check=False)", timings.median("off"),
+            reference="vs HF", ratio=timings.ratio("off", "hf")),
+        Row(NAME_LOAD, MODEL, "StandardizedTransformer(folder), config not validated before (cold)",
+            timings.median("cold"), reference="vs HF", ratio=timings.ratio("cold", "hf"), target=TARGET_LOAD),
+        Row(NAME_LOAD, MODEL, "StandardizedTransformer(folder), same config again in the process",
+            timings.median("warm"), reference="vs HF", ratio=timings.ratio("warm", "hf"), target=TARGET_LOAD,
+            note="the validation of this adapter + config + module tree is reused"),
+        Row(NAME_LOAD, MODEL, "nnrosetta.validation.validate(model), cold", timings.median("validate"),
+            reference="vs HF load", ratio=timings.ratio("validate", "hf"), target=TARGET_VALIDATION,
+            note="structure, declared points, one (1, 3) forward reading every accessor"),
+    ]
+
+
+# -- the conformance suite -----------------------------------------------------------
+
+
+def check_rows(folder: str, _settings: Settings) -> list[Row]:
+    executable = shutil.which("nnrosetta", path=str(Path(sys.executable).parent)) or "nnrosetta"
+    rows = []
+    for label, environment in (("torch's default threads", {}), ("one torch thread (OMP_NUM_THREADS=1)",
+                                                                   {"OMP_NUM_THREADS": "1"})):
+        with tempfile.TemporaryDirectory(prefix="nnrosetta-bench-") as tmp:
+            report = Path(tmp) / "report.json"
+            started = time.perf_counter()
+            done = subprocess.run([executable, "check", folder, "--json", str(report)], capture_output=True,
+                                  text=True, env={**os.environ, **environment})
+            seconds = time.perf_counter() - started
+            if not report.exists():
+                rows.append(missing(NAME_CHECK, MODEL, label, f"exit {done.returncode}: {done.stderr[-300:]}"))
+                continue
+            results = json.loads(report.read_text())["reports"][0]["results"]
+        slowest = sorted(results, key=lambda r: -r["seconds"])[:4]
+        statuses = statistics.multimode(r["status"] for r in results)
+        failed = [r["name"] for r in results if r["status"] in ("failed", "xpassed")]
+        rows.append(Row(
+            NAME_CHECK, MODEL, f"nnrosetta check PATH, {label}", seconds, target=1.0,
+            reference=f"÷ {TARGET_CHECK_SECONDS:.0f} s", ratio=seconds / TARGET_CHECK_SECONDS,
+            note=f"1 run, wall time with imports and load; {len(results)} checks, failed: {', '.join(failed) or 'none'}; "
+            f"slowest: " + ", ".join(f"{r['name']} {r['seconds']:.1f} s" for r in slowest)
+            + f" (most common status {statuses[0]})",
+        ))
+    return rows
+
+
+# -- the IOI sweep -------------------------------------------------------------------
+
+
+def plain_hf_sweep(model, tokenizer, answer: int, other: int) -> torch.Tensor:
+    """The naive sweep with forward hooks: one forward per (layer, position), every layer recomputed."""
+    clean = tokenizer(IOI_CLEAN, return_tensors="pt")["input_ids"]
+    corrupted = tokenizer(IOI_CORRUPTED, return_tensors="pt")["input_ids"]
+    layers = model.model.layers
+    cached: dict[int, torch.Tensor] = {}
+
+    def hidden(output):
+        return output[0] if isinstance(output, tuple) else output
+
+    def keep(index: int):
+        return lambda _m, _i, output: cached.__setitem__(index, hidden(output).detach())
+
+    def metric(logits: torch.Tensor) -> float:
+        return float((logits[:, -1, answer] - logits[:, -1, other]).mean())
+
+    with torch.no_grad():
+        handles = [layer.register_forward_hook(keep(i)) for i, layer in enumerate(layers)]
+        model(clean)
+        for handle in handles:
+            handle.remove()
+        baseline = metric(model(corrupted).logits)
+        effects = torch.empty(len(layers), clean.shape[1])
+        for index, layer in enumerate(layers):
+            for position in range(clean.shape[1]):
+
+                def patch(_m, _i, output, index=index, position=position):
+                    value = hidden(output).clone()
+                    value[:, position] = cached[index][:, position]
+                    return (value, *output[1:]) if isinstance(output, tuple) else value
+
+                handle = layer.register_forward_hook(patch)
+                effects[index, position] = metric(model(corrupted).logits) - baseline
+                handle.remove()
+    return effects
+
+
+def sweep_rows(folder: str, settings: Settings) -> list[Row]:
+    from transformers import AutoModelForCausalLM
+
+    from nnrosetta import StandardizedTransformer
+    from nnrosetta.interventions import activation_patching, logit_difference
+
+    hf = AutoModelForCausalLM.from_pretrained(folder).eval()
+    ours = StandardizedTransformer(folder)
+    tokenizer = ours.tokenizer
+    answer, other = (tokenizer(word)["input_ids"][0] for word in (" Mary", " John"))
+    metric = logit_difference([answer], [other])
+
+    def nnrosetta(batch_size: Optional[int]) -> Callable[[], torch.Tensor]:
+        return lambda: activation_patching(ours, [IOI_CLEAN], [IOI_CORRUPTED], metric=metric, batch_size=batch_size)
+
+    variants = {
+        "hf": lambda: plain_hf_sweep(hf, tokenizer, answer, other),
+        "stacked": nnrosetta(SWEEP_RUNS_PER_PASS),
+        "one pass": nnrosetta(None),
+        "per run": nnrosetta(1),
+    }
+    results = {name: function() for name, function in variants.items()}
+    timings = compare(variants, SWEEP_REPEATS, 0, "cpu")
+    worst = {name: float((results[name].cpu() - results["hf"]).abs().max()) for name in variants if name != "hf"}
+    shape = f"{tuple(results['hf'].shape)} effects"
+    return [
+        Row(NAME_SWEEP, MODEL, "plain HF forward hooks, one forward per patch (naive floor)", timings.median("hf"),
+            note=f"{shape}; 1 clean + 1 corrupted + 420 patched forwards; {SWEEP_REPEATS} rounds"),
+        Row(NAME_SWEEP, MODEL, f"activation_patching(batch_size={SWEEP_RUNS_PER_PASS})", timings.median("stacked"),
+            reference="vs naive", ratio=timings.ratio("stacked", "hf"), target=TARGET_SWEEP,
+            note=f"passes skip the layers before their first patch; max |Δeffect| vs floor {worst['stacked']:.1e}"),
+        Row(NAME_SWEEP, MODEL, "activation_patching(batch_size=None): all 421 runs in one pass",
+            timings.median("one pass"), reference="vs naive", ratio=timings.ratio("one pass", "hf"),
+            note=f"one pass, nothing to skip; max |Δeffect| vs floor {worst['one pass']:.1e}"),
+        Row(NAME_SWEEP, MODEL, "activation_patching(batch_size=1): per-run patching", timings.median("per run"),
+            reference="vs naive", ratio=timings.ratio("per run", "hf"),
+            note=f"one run per pass, layers before the patch skipped; max |Δeffect| vs floor {worst['per run']:.1e}"),
+    ]
+
+
+# -- the logit lens ------------------------------------------------------------------
+
+
+def plain_hf_lens(model, encoding: dict) -> torch.Tensor:
+    with torch.no_grad():
+        output = model(**encoding, output_hidden_states=True)
+        hidden = torch.stack([h[:, -1] for h in output.hidden_states[1:-1]], dim=1)
+        logits = torch.cat([model.lm_head(model.model.norm(hidden)), output.logits[:, -1:]], dim=1)
+        return logits.softmax(dim=-1)
+
+
+def lens_rows(folder: str, settings: Settings) -> list[Row]:
+    from transformers import AutoModelForCausalLM
+
+    from nnrosetta import StandardizedTransformer
+    from nnrosetta.interventions import logit_lens
+    from nnrosetta.interventions.inputs import encode
+
+    hf = AutoModelForCausalLM.from_pretrained(folder).eval()
+    ours = StandardizedTransformer(folder)
+    encoding = encode(ours, LENS_PROMPTS)
+    floor, result = plain_hf_lens(hf, encoding), logit_lens(ours, LENS_PROMPTS)
+    difference = float((result - floor).abs().max())
+    timings = compare(
+        {"hf": lambda: plain_hf_lens(hf, encoding), "ours": lambda: logit_lens(ours, LENS_PROMPTS)},
+        max(settings.repeats, TARGET_REPEATS),
+        settings.warmup,
+        "cpu",
+    )
+    shape = f"batch {len(LENS_PROMPTS)} × {encoding['input_ids'].shape[1]} tokens (left-padded)"
+    return [
+        Row(NAME_LENS, MODEL, "plain HF: hidden states, one batched projection (floor)", timings.median("hf"),
+            note=shape),
+        Row(NAME_LENS, MODEL, "nnrosetta.interventions.logit_lens", timings.median("ours"), reference="vs floor",
+            ratio=timings.ratio("ours", "hf"), target=TARGET_LENS,
+            note=f"the trace stops after the last layer; max |Δprob| vs floor {difference:.1e}"),
+    ]
