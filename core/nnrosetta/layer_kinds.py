@@ -183,8 +183,10 @@ def softmax_layers(model: "StandardizedTransformer") -> list[int]:
     return [i for i, kind in enumerate(declared_kinds(model)) if kind in SOFTMAX_KINDS]
 
 
-def _describe(layers: Sequence[int]) -> str:
-    return f"layers {list(layers)}" if layers else "no layer"
+def _describe(layers: Sequence[int], verb: str = "have") -> str:
+    """``layers [1, 3] have`` or ``no layer has`` (``verb`` in its plural form)."""
+    singular = {"have": "has", "do": "does"}[verb]
+    return f"layers {list(layers)} {verb}" if layers else f"no layer {singular}"
 
 
 def kind_path(model: "StandardizedTransformer", layer: int, sublayer: str, where: str) -> str:
@@ -204,7 +206,7 @@ def kind_path(model: "StandardizedTransformer", layer: int, sublayer: str, where
         if path is None:
             mixing = [i for i, k in enumerate(kinds) if spec.mixer_path(k) is not None]
             raise CapabilityError(
-                f"`mixers_{where}[{layer}]`: {label}, which has no token mixer; {_describe(mixing)} have one. "
+                f"`mixers_{where}[{layer}]`: {label}, which has no token mixer; {_describe(mixing)} one. "
                 f"Use `mlps_{where}[{layer}]` or `layers_{where}[{layer}]`."
             )
         return path
@@ -213,7 +215,7 @@ def kind_path(model: "StandardizedTransformer", layer: int, sublayer: str, where
             attention = [i for i, k in enumerate(kinds) if k in SOFTMAX_KINDS]
             raise CapabilityError(
                 f"`attentions_{where}[{layer}]` (and attention probabilities, heads): {label}, not softmax "
-                f"attention; {_describe(attention)} have softmax attention. Read this layer's token mixer "
+                f"attention; {_describe(attention)} softmax attention. Read this layer's token mixer "
                 f"with `mixers_{where}[{layer}]`."
             )
         return spec.mixer_path(kind) or "self_attn"
@@ -222,7 +224,7 @@ def kind_path(model: "StandardizedTransformer", layer: int, sublayer: str, where
         if path is None:
             with_mlp = [i for i, k in enumerate(kinds) if spec.mlp_path(k) is not None]
             raise CapabilityError(
-                f"`mlps_{where}[{layer}]`: {label} and has no MLP ({spec.no_mlp}); {_describe(with_mlp)} have one."
+                f"`mlps_{where}[{layer}]`: {label} and has no MLP ({spec.no_mlp}); {_describe(with_mlp)} one."
             )
         return path
     return sublayer
@@ -363,7 +365,7 @@ def require_softmax(model: "StandardizedTransformer", index: int, what: str) -> 
     if kind not in SOFTMAX_KINDS:
         raise CapabilityError(
             f"`{what}[{index}]`: layer {layer} of this {model.adapter.model_type!r} model is a {kind!r} layer "
-            f"({KIND_DOCS[kind]}), which forms no softmax attention; {_describe(softmax_layers(model))} do. "
+            f"({KIND_DOCS[kind]}), which forms no softmax attention; {_describe(softmax_layers(model), 'do')}. "
             f"Read its token mixer with `mixers_output[{index}]`."
         )
 
