@@ -1,0 +1,47 @@
+"""Mamba-2 hybrids: transformers' cache names mapped to kinds, Nemotron-H's one-mixer blocks, Granite's refusal."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from nnrosetta import CapabilityError, StandardizedTransformer, UnsupportedArchitectureError
+from nnrosetta_conformance.tiny import build_tiny
+
+PROMPT = "The capital of France is"
+
+
+def test_nemotron_h_mlp_blocks_have_no_mixer_and_serve_their_block_as_the_mlp():
+    hf, tokenizer = build_tiny("nemotron_h")
+    model = StandardizedTransformer(hf, tokenizer=tokenizer)
+    assert model.layer_kinds == ("state_space", "attention", "mlp", "mlp")  # pattern "M*-E"
+    assert type(hf.model.layers[3].mixer).__name__ == "NemotronHMoE"
+    with pytest.raises(CapabilityError, match=r"no token mixer; layers \[0, 1\] have one"):
+        model.mixers_output[2]
+    with pytest.raises(CapabilityError, match=r"no MLP .*one mixer: Mamba-2, attention, MLP or MoE"):
+        model.mlps_output[0]
+    with torch.no_grad(), model.trace(PROMPT):
+        scan = model.mixers_output[0].save()
+        attention = model.attentions_output[1].save()
+        block_input = model.layers_input[2].save()
+        mlp = model.mlps_output[2].save()
+        output = model.layers_output[2].save()
+    assert torch.equal(output, block_input + mlp)
+    assert scan.shape == attention.shape == output.shape
+
+
+def test_bamba_state_space_layers_are_its_mamba_mixers_and_attention_layers_its_self_attn():
+    hf, tokenizer = build_tiny("bamba")
+    model = StandardizedTransformer(hf, tokenizer=tokenizer)
+    assert hf.config.layers_block_type == ["linear_attention", "full_attention"] * 2  # transformers' cache names
+    assert model.layer_kinds == ("state_space", "attention") * 2
+    assert model.mixers[0]._module is hf.model.layers[0].mamba
+    assert model.attentions[1]._module is hf.model.layers[1].self_attn
+    with pytest.raises(CapabilityError, match="'state_space' layer"):
+        model.attentions[2]
+
+
+def test_granite_hybrid_with_routed_experts_is_refused_with_the_reason():
+    hf, tokenizer = build_tiny("granitemoehybrid", overrides={"num_local_experts": 4, "num_experts_per_tok": 2})
+    with pytest.raises(UnsupportedArchitectureError, match=r"block_sparse_moe\(x\) \+ shared_mlp\(x\)"):
+        StandardizedTransformer(hf, tokenizer=tokenizer)
