@@ -49,3 +49,33 @@ def test_attention_and_mlp_accessors_are_refused_with_the_layer_kind():
         model.mlps_output[1]
     with pytest.raises(CapabilityError, match="forms no softmax attention"):
         model.attention_probabilities[0]
+
+
+def test_a_malformed_layer_kinds_declaration_is_refused_naming_the_field():
+    import dataclasses
+
+    from nnrosetta import InvalidAdapterError
+    from nnrosetta.layer_kinds import LayerKinds, every_layer
+    from nnrosetta_mamba import MAMBA
+
+    wrong = dataclasses.replace(MAMBA, layer_kinds=LayerKinds(kinds=every_layer("ssm"), mixers={"ssm": "mixer"}))
+    with pytest.raises(InvalidAdapterError, match=r"field `layer_kinds` mixers names kind 'ssm'"):
+        wrong.validate("test")
+
+
+def test_kinds_that_do_not_fit_the_layers_are_refused_at_load():
+    import dataclasses
+
+    from nnrosetta import RenamingError
+    from nnrosetta.layer_kinds import STATE_SPACE, LayerKinds
+    from nnrosetta_mamba import MAMBA
+
+    hf, tokenizer = build_tiny("mamba")
+    short = dataclasses.replace(MAMBA.for_type("mamba"), layer_kinds=LayerKinds(kinds=lambda config: [STATE_SPACE]))
+    with pytest.raises(RenamingError, match=r"declares layer kinds \['state_space'\] for a model with 2 layers"):
+        StandardizedTransformer(hf, tokenizer=tokenizer, adapter=short)
+    elsewhere = dataclasses.replace(
+        MAMBA.for_type("mamba"), layer_kinds=LayerKinds(kinds=lambda config: [STATE_SPACE] * 2, mixers={STATE_SPACE: "scan"})
+    )
+    with pytest.raises(RenamingError, match=r"layer 0 \(MambaBlock\) is declared a 'state_space' layer whose mixer is `scan`"):
+        StandardizedTransformer(hf, tokenizer=tokenizer, adapter=elsewhere)
