@@ -306,19 +306,20 @@ def validate_layer_kinds(model: "StandardizedTransformer") -> None:
     adapter = model.adapter
     attention = softmax_layers(model)
     if attention and "self_attn" not in adapter.spans:
-        envoy = module_at(model.layers[attention[0]], kind_path(model, attention[0], "self_attn", "output"))
+        layer = model.layers[attention[0]]
+        mixer = module_at(layer, kind_path(model, attention[0], "self_attn", "output"))
         served = lambda spec: spec is not None and not (spec.refuse and spec.refuse(model.config))  # noqa: E731
-        declared = []
-        if served(adapter.attention) and getattr(adapter.attention, "module", None) is None:
-            declared.append(("attention.probabilities", adapter.attention.probabilities))
+        declared = []  # (field, point, the spec's module: its own path from the layer, else the mixer)
+        if served(adapter.attention):
+            declared.append(("attention.probabilities", adapter.attention.probabilities, adapter.attention.module))
         heads = adapter.heads
-        if served(heads) and getattr(heads, "module", None) is None:
+        if served(heads):
             if heads.attention_call is not None:
-                declared.append(("heads.attention_call", heads.attention_call))
+                declared.append(("heads.attention_call", heads.attention_call, heads.module))
             if heads.fused_projection is None:
-                declared += [(f"heads.{name}", getattr(heads, name)) for name in ("queries", "keys", "values")]
-        for field_name, point in declared:
-            verify_first_level(envoy, point, adapter, field_name)
+                declared += [(f"heads.{name}", getattr(heads, name), heads.module) for name in ("queries", "keys", "values")]
+        for field_name, point, path in declared:
+            verify_first_level(module_at(layer, path) if path else mixer, point, adapter, field_name)
     seen: dict[str, tuple] = {}
     input_ids = torch.arange(DUMMY_SEQUENCE_LENGTH).unsqueeze(0) % max(model.vocab_size, 1)
     with torch.no_grad(), model.trace(input_ids):

@@ -11,13 +11,14 @@ maps it to `STATE_SPACE` (never the core, never by class name).
   their MLP is ``block_sparse_moe(x) + shared_mlp(x)``, two modules summed, no single module or span;
 - ``nemotron_h``: every block is ``h + mixer(norm(h))`` with ``mixer`` a Mamba-2 mixer, an
   attention, an MLP or an MoE (``layers_block_type``); MLP and MoE blocks are `MLP_ONLY`
-  layers whose ``mlps_*[i]`` is the mixer module. Attention probabilities and heads are not
-  served: the core reaches them at ``layers[i].self_attn`` and Nemotron-H keeps its attention at
-  ``mixer``; its MoE is not served either (the MoE interface reads ``layers[i].mlp``).
+  layers whose ``mlps_*[i]`` is the mixer module. Probabilities and heads are read in the
+  attention blocks' ``mixer`` (the specs' ``module``); its MoE is not served (the MoE interface
+  reads ``layers[i].mlp``, and Nemotron-H's MoE block is a ``mixer``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 from nnrosetta import Adapter, Residual, Variant, conventions, hookimpl
@@ -90,13 +91,14 @@ MAMBA_HYBRID = Adapter(
                 mlps={MLP_ONLY: "mixer", STATE_SPACE: None, ATTENTION: None},
                 no_mlp="each Nemotron-H block is one mixer: Mamba-2, attention, MLP or MoE",
             ),
-            attention=None,
-            heads=None,
+            # The attention is the mixer of the attention blocks: the specs name it there.
+            attention=dataclasses.replace(conventions.ATTENTION, module="mixer"),
+            heads=dataclasses.replace(conventions.HEADS, module="mixer", output_projection="mixer.o_proj"),
             tiny_config={"hybrid_override_pattern": "M*-E", "n_routed_experts": 4, "num_experts_per_tok": 2,
                          "moe_intermediate_size": 16, "moe_shared_expert_intermediate_size": 16, "n_groups": 1,
                          "ssm_state_size": 4, "mamba_num_heads": 8, "mamba_head_dim": 8, "expand": 2, "chunk_size": 8,
                          "n_group": 1, "topk_group": 1},
-            notes="one mixer per block (Mamba-2, attention, MLP, MoE); no probabilities/heads/MoE (kept at `mixer`)",
+            notes="one mixer per block (Mamba-2, attention, MLP, MoE); probabilities and heads at `mixer`; no MoE",
         ),
         "zamba": Variant(unsupported=(
             "Zamba's hybrid layers run a shared attention block on concat(hidden, the original embeddings), "

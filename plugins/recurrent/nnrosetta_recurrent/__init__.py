@@ -4,9 +4,8 @@
   ``"recurrent"`` layer's temporal block is an RG-LRU recurrence (`RECURRENT`), an
   ``"attention"`` one a local softmax attention over ``attention_window_size`` tokens
   (`SLIDING_ATTENTION`); both live at ``temporal_block``, the MLP at ``mlp_block``. Logits are
-  soft-capped: ``tanh(lm_head(norm(h)) / logits_soft_cap) * logits_soft_cap``. Attention
-  probabilities and heads are not served: the core reaches them at ``layers[i].self_attn``,
-  and Griffin keeps its attention at ``temporal_block``.
+  soft-capped: ``tanh(lm_head(norm(h)) / logits_soft_cap) * logits_soft_cap``. Probabilities
+  and heads are read in the attention layers' ``temporal_block`` (the specs' ``module``).
 - ``xlstm``: every block an mLSTM cell at ``mlstm_layer`` then a feed-forward at ``ffn``; logits
   soft-capped by ``output_logit_soft_cap``;
 - ``rwkv``: refused (its stream is halved between blocks, block 0 norms its own input, and its
@@ -15,9 +14,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
-from nnrosetta import Adapter, Variant, hookimpl
+from nnrosetta import Adapter, Variant, conventions, hookimpl
 from nnrosetta.layer_kinds import RECURRENT, SLIDING_ATTENTION, LayerKinds, every_layer
 
 if TYPE_CHECKING:
@@ -61,6 +61,9 @@ RECURRENT_FAMILY = Adapter(
         kinds=griffin_kinds, mixers={RECURRENT: "temporal_block", SLIDING_ATTENTION: "temporal_block"}
     ),
     final_projection=soft_capped,
+    # Griffin's local attention is the temporal block of its attention layers: the specs name it there.
+    attention=dataclasses.replace(conventions.ATTENTION, module="temporal_block"),
+    heads=dataclasses.replace(conventions.HEADS, module="temporal_block", output_projection="temporal_block.o_proj"),
     tiny_config={
         "hidden_size": 32,
         "intermediate_size": 48,
@@ -84,6 +87,8 @@ RECURRENT_FAMILY = Adapter(
                     "ffn": "mlp"},
             layer_kinds=LayerKinds(kinds=every_layer(RECURRENT, "num_blocks"), mixers={RECURRENT: "mlstm_layer"}),
             final_projection=xlstm_soft_capped,
+            attention=None,
+            heads=None,
             # qk and v widths are rounded up to multiples of 64: a width of 64 keeps them exact.
             tiny_config={"embedding_dim": 64, "num_blocks": 2, "num_hidden_layers": 2, "num_heads": 4,
                          "qk_dim_factor": 1.0, "v_dim_factor": 1.0, "hidden_size": 64, "output_logit_soft_cap": 3.0},
