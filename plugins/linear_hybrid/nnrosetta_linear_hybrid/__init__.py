@@ -8,8 +8,9 @@ something else, so the kinds are read from ``config.layer_types``: on linear lay
 ``mixers_*[i]`` serve the mixer and every attention accessor is refused with the layer's kind.
 
 - ``kimi_linear``, ``bailing_hybrid``: softmax layers are multi-head latent attention
-  (probabilities served, no per-head queries/keys: they are compressed); MoE blocks add
-  always-on shared experts to grouped top-k routing (no `MoESpec` fits: refused);
+  (probabilities served, no per-head queries/keys: they are compressed); MoE blocks route like
+  DeepSeek-V3 (sigmoid scores, a bias for the choice, group-limited top-k, routed_scaling_factor)
+  beside an always-on shared expert, served through the MoE interface on the sparse layers;
 - ``minimax``: the residual stream is normed at each layer's entry and rescaled by
   alpha/beta factors (post-norm form); Mixtral-style MoE on every layer;
 - ``olmo_hybrid``: gated delta nets at ``linear_attn`` (pre-norm layers) beside OLMo-2 style
@@ -19,6 +20,7 @@ something else, so the kinds are read from ``config.layer_types``: on linear lay
 from __future__ import annotations
 
 from nnrosetta import Adapter, MoESpec, Residual, Variant, conventions, hookimpl
+from nnrosetta.moe_declarations import Routing
 from nnrosetta.layer_kinds import ATTENTION, LINEAR_ATTENTION, LayerKinds, from_config
 
 NNROSETTA_CONTRACT = 2
@@ -43,6 +45,17 @@ LATENT = {
     "num_local_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 16, "n_group": 1, "topk_group": 1,
 }
 
+#: Kimi Linear's and Bailing-hybrid's router: DeepSeek-V3's (sigmoid scores plus a bias for the choice,
+#: group-limited top-k, renormalised by config, times routed_scaling_factor) and an always-on shared expert.
+GROUPED_SIGMOID_MOE = MoESpec(
+    num_experts_key="num_local_experts",
+    normalize_top_k="norm_topk_prob",
+    top_k_scale_key="routed_scaling_factor",
+    shared_experts="shared_experts",
+    routing=Routing(scores="sigmoid", score_bias="gate.e_score_correction_bias", groups=("n_group", "topk_group"),
+                    group_score="top2_sum"),
+)
+
 LINEAR_HYBRID = Adapter(
     name="linear_hybrid",
     model_types=("kimi_linear", "bailing_hybrid", "minimax", "olmo_hybrid"),
@@ -52,11 +65,15 @@ LINEAR_HYBRID = Adapter(
     tiny_config=TINY,
     variants={
         "kimi_linear": Variant(
-            tiny_config={**LATENT, "linear_head_dim": 8, "linear_num_heads": 4},
+            moe=GROUPED_SIGMOID_MOE,
+            tiny_config={**LATENT, "linear_head_dim": 8, "linear_num_heads": 4, "n_group": 2, "topk_group": 1,
+                         "routed_scaling_factor": 2.5},
             notes="Kimi delta attention and latent softmax attention, both at self_attn",
         ),
         "bailing_hybrid": Variant(
-            tiny_config={**LATENT, "first_k_dense_replace": 1, "num_mtp_layers": 0},
+            moe=GROUPED_SIGMOID_MOE,
+            tiny_config={**LATENT, "first_k_dense_replace": 1, "num_mtp_layers": 0, "n_group": 2, "topk_group": 1,
+                         "routed_scaling_factor": 2.5},
             notes="Bailing delta attention and latent softmax attention, both at self_attn",
         ),
         "minimax": Variant(
