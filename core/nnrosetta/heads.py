@@ -116,8 +116,21 @@ class HeadProjections:
         if layout == "per_head":
             part = self._per_head(fused)[..., ("queries", "keys", "values").index(self._name), :]
             return part.transpose(1, 2)
+        if layout == "grouped":
+            part = self._per_group(fused)[..., self._group_slice(), :]
+            return part.reshape(*part.shape[:2], -1, part.shape[-1]).transpose(1, 2)
         part = fused[..., self._fused_slice()]
         return part.reshape(*part.shape[:-1], -1, self._model.head_dim).transpose(1, 2)
+
+    def _per_group(self, fused: torch.Tensor) -> torch.Tensor:
+        """(batch, seq, kv_heads, queries per kv head + 2, head_dim): each group's queries, key, value."""
+        per_group = self._model.num_heads // self._model.num_kv_heads + 2
+        return fused.reshape(*fused.shape[:-1], self._model.num_kv_heads, per_group, self._model.head_dim)
+
+    def _group_slice(self) -> slice:
+        queries = self._model.num_heads // self._model.num_kv_heads
+        return {"queries": slice(0, queries), "keys": slice(queries, queries + 1),
+                "values": slice(queries + 1, queries + 2)}[self._name]
 
     def _per_head(self, fused: torch.Tensor) -> torch.Tensor:
         """(batch, seq, heads, 3, head_dim): each head's query, key and value side by side."""
@@ -145,6 +158,11 @@ class HeadProjections:
         if spec.fused_layout == "per_head":
             view = self._per_head(edited)
             view[..., ("queries", "keys", "values").index(self._name), :] = value.transpose(1, 2)
+            edited = view.reshape(fused.shape)
+        elif spec.fused_layout == "grouped":
+            view = self._per_group(edited)
+            part = view[..., self._group_slice(), :]
+            view[..., self._group_slice(), :] = value.transpose(1, 2).reshape(part.shape)
             edited = view.reshape(fused.shape)
         else:
             edited[..., self._fused_slice()] = value.transpose(1, 2).reshape(*fused.shape[:-1], -1)

@@ -84,7 +84,7 @@ class AttentionSpec:
 
 
 #: How a fused projection lays out queries, keys and values along its last dimension.
-FUSED_LAYOUTS = ("blocks", "per_head")
+FUSED_LAYOUTS = ("blocks", "per_head", "grouped")
 
 
 @dataclass(frozen=True)
@@ -95,8 +95,10 @@ class HeadsSpec:
     as points whose value is (batch, heads, seq, head_dim) before rotary, or
     ``fused_projection``: a child module of the attention whose output holds all
     three, laid out as ``fused_layout`` says — ``"blocks"`` ([all queries | all keys |
-    all values], GPT-2's ``c_attn``) or ``"per_head"`` (for each head its query, key
-    and value, GPT-NeoX's ``query_key_value``); the core splits it.
+    all values], GPT-2's ``c_attn``), ``"per_head"`` (for each head its query, key
+    and value, GPT-NeoX's ``query_key_value``) or ``"grouped"`` (for each key/value
+    head its group's queries, then its key, then its value: Falcon's layouts); the
+    core splits it.
 
     When the values' point comes before the keys' in the forward (values assigned
     before a q/k norm), they are read where the attention call receives them, so

@@ -18,9 +18,9 @@ its probabilities in a second, ALiBi branch of the attention forward: a model ty
 one declaration per adapter, so that layout is the adapter ``falcon_rw``
 (``StandardizedTransformer(..., adapter="falcon_rw")``); ``falcon`` refuses it at load.
 
-Per-head queries, keys, values and head outputs are served where the forward holds
-them per head (attention is computed by hand: no rotated values or recomputed
-patterns); the new decoder architecture is refused them (`GROUPED_HEADS_BROADCAST`).
+Per-head queries, keys, values and head outputs are served on every layout, split out
+of ``query_key_value`` per key/value group (attention is computed by hand: no rotated
+values or recomputed patterns).
 Multi-query configs report one key/value head whatever ``num_kv_heads`` says.
 """
 
@@ -29,29 +29,22 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional
 
-from nnrosetta import Adapter, Assigned, AttentionSpec, Called, ConfigKeys, HeadsSpec, Residual, hookimpl
+from nnrosetta import Adapter, AttentionSpec, Called, ConfigKeys, HeadsSpec, Residual, hookimpl
 
 NNROSETTA_CONTRACT = 2
 
 RW_ADAPTER = "falcon_rw"
 
-#: Why the new decoder architecture declares no per-head values.
-GROUPED_HEADS_BROADCAST = (
-    "new_decoder_architecture=True: `_split_heads` broadcasts each group's key and value to every query head "
-    "before the forward assigns them, so the forward holds no (batch, num_kv_heads, seq, head_dim) keys or "
-    "values to read or write; per-head values are served on the multi-query, multi-head and Falcon-RW layouts"
-)
-
-#: The heads the forward splits out of ``query_key_value`` (its first assignments, before rotary):
-#: attention is computed by hand (``@`` and F.softmax, or scaled_dot_product_attention), so
-#: there is no attention call; ``dense``'s input is the concatenated head outputs in every branch.
+#: Every Falcon layout packs ``query_key_value`` per key/value group: the group's queries, then its
+#: key, then its value (multi-query: one group of all heads; multi-head: a group per head; the new
+#: decoder architecture: num_kv_heads groups), so one grouped split serves them all, before rotary.
+#: Attention is computed by hand (``@`` and F.softmax, or scaled_dot_product_attention), so there
+#: is no attention call; ``dense``'s input is the concatenated head outputs in every branch.
 HEADS = HeadsSpec(
     output_projection="dense",
     attention_call=None,
-    queries=Assigned("query_layer", occurrence=0),
-    keys=Assigned("key_layer", occurrence=0),
-    values=Assigned("value_layer", occurrence=0),
-    refuse=lambda config: GROUPED_HEADS_BROADCAST if config.new_decoder_architecture else None,
+    fused_projection="query_key_value",
+    fused_layout="grouped",
 )
 
 
@@ -140,7 +133,6 @@ FALCON = Adapter(
     tiny_config=TINY,
     refuse=_falcon_refusal,
     mutated_in_place={"mlps_output": IN_PLACE_MLP_OUTPUT},
-    notes=GROUPED_HEADS_BROADCAST,
     description=(
         "Falcon (7B multi-query, 40B/180B/2 new decoder architecture, multi-head): transformer.h[i]."
         "{self_attention,mlp}, parallel residual, rotary; Falcon-RW is the adapter 'falcon_rw'."

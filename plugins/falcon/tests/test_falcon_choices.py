@@ -7,7 +7,7 @@ import torch
 from transformers import AutoConfig
 
 import nnrosetta_conformance
-from nnrosetta import CapabilityError, StandardizedTransformer, UnsupportedArchitectureError
+from nnrosetta import StandardizedTransformer, UnsupportedArchitectureError
 from nnrosetta_conformance.tiny import build_tiny, save_tiny
 from nnrosetta_falcon import (
     FALCON,
@@ -74,6 +74,11 @@ def test_falcon_7b_style_config_loads_from_a_path_with_hf_logits(tmp_path):
 def _split_by_hand(fused: torch.Tensor, overrides: dict, heads: int, head_dim: int) -> tuple[torch.Tensor, ...]:
     """query_key_value's output split into (batch, heads, seq, head_dim) as each layout lays it out."""
     leading = fused.shape[:-1]
+    if overrides.get("new_decoder_architecture"):  # per kv group: its queries, then its key, then its value
+        groups = overrides["num_kv_heads"]
+        grouped = fused.view(*leading, groups, heads // groups + 2, head_dim)
+        query = grouped[..., :-2, :].reshape(*leading, heads, head_dim)
+        return query.transpose(1, 2), grouped[..., -2, :].transpose(1, 2), grouped[..., -1, :].transpose(1, 2)
     if overrides["multi_query"]:  # [every query head | the key head | the value head]
         query, key, value = fused.split([heads * head_dim, head_dim, head_dim], dim=-1)
         return tuple(x.reshape(*leading, -1, head_dim).transpose(1, 2) for x in (query, key, value))
@@ -81,7 +86,12 @@ def _split_by_hand(fused: torch.Tensor, overrides: dict, heads: int, head_dim: i
     return per_head[..., 0, :], per_head[..., 1, :], per_head[..., 2, :]
 
 
-HEAD_LAYOUTS = {"multi_query": (TINY, None), "multi-head": (TINY_MULTI_HEAD, None), "rw": (TINY_RW, "falcon_rw")}
+HEAD_LAYOUTS = {
+    "multi_query": (TINY, None),
+    "multi-head": (TINY_MULTI_HEAD, None),
+    "new_decoder_architecture": (TINY_NEW_DECODER, None),
+    "rw": (TINY_RW, "falcon_rw"),
+}
 
 
 @pytest.mark.parametrize("layout", HEAD_LAYOUTS)
@@ -104,11 +114,19 @@ def test_heads_are_query_key_value_split_by_hand_before_rotary(layout):
             assert torch.equal(seen, expected), layer
 
 
-def test_new_decoder_architecture_refuses_heads_it_holds_broadcast():
+def test_new_decoder_architecture_keys_are_one_per_group_and_edits_reach_the_logits():
+    """Grouped kv heads: keys[i] has num_kv_heads heads (not broadcast), and zeroing one group's key changes the logits."""
     _, model = _load(TINY_NEW_DECODER)
-    with pytest.raises(CapabilityError, match="broadcasts each group's key and value"):
-        with model.trace(PROMPTS):
-            model.queries[0].save()
+    with torch.no_grad(), model.trace(PROMPTS):
+        keys = model.keys[0].save()
+        clean = model.logits.save()
+    assert keys.shape[1] == model.num_kv_heads == TINY_NEW_DECODER["num_kv_heads"]
+    with torch.no_grad(), model.trace(PROMPTS):
+        edited = model.keys[0].clone()
+        edited[:, 0] = 0
+        model.keys[0] = edited
+        changed = model.logits.save()
+    assert not torch.equal(changed, clean)
 
 
 def _attention_edit_reaches(model: StandardizedTransformer, layer: int) -> tuple[bool, bool]:
