@@ -95,15 +95,25 @@ class HeadProjections:
     def _reached(self, spec: HeadsSpec, index: int) -> Reached:
         return reach(_attention(self._model, index), self._point(spec, index), self._model.adapter, f"heads.{self._name}")
 
-    def _labelled(self, spec: HeadsSpec, index: int) -> torch.Tensor:
-        value = self._reached(spec, index).value
+    def _served(self, spec: HeadsSpec, index: int, value: torch.Tensor) -> torch.Tensor:
+        """The family's tensor in the standard (batch, heads, seq, head_dim) layout."""
+        if spec.flat_heads:
+            batch = self._model._layer_shape(normalize_index(index, len(self), "layer", "num_layers"))[0]
+            return value.reshape(batch, -1, *value.shape[-2:])
         return value.transpose(1, 2) if self._name in spec.seq_first else value
+
+    def _labelled(self, spec: HeadsSpec, index: int) -> torch.Tensor:
+        return self._served(spec, index, self._reached(spec, index).value)
 
     def _write_labelled(self, spec: HeadsSpec, index: int, value: torch.Tensor) -> None:
         reached = self._reached(spec, index)
-        current = self._labelled(spec, index)
+        raw = reached.value
+        current = self._served(spec, index, raw)
         _check_written(self._name, index, current, value, "(batch, heads, seq, head_dim)")
-        reached.write(value.transpose(1, 2) if self._name in spec.seq_first else value)
+        if spec.flat_heads:
+            reached.write(value.reshape(raw.shape))
+        else:
+            reached.write(value.transpose(1, 2) if self._name in spec.seq_first else value)
 
     def _fused_slice(self) -> slice:
         query_width = self._model.num_heads * self._model.head_dim

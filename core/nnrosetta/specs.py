@@ -120,6 +120,9 @@ class HeadsSpec:
         module: path from the layer to the module whose forward holds the points (and
             the fused projection), where that is not ``self_attn`` (a `Span` attention);
             then ``output_projection`` is a path from the layer. None means ``self_attn``.
+        seq_first: names of points whose value is (batch, seq, heads, head_dim).
+        call_arguments: positions of query, key, value and mask in the attention call.
+        flat_heads: the points hold (batch * heads, seq, head_dim), served per head.
     """
 
     output_projection: str
@@ -132,6 +135,7 @@ class HeadsSpec:
     refuse: Optional[Refusal] = None
     seq_first: tuple[str, ...] = ()
     module: Optional[str] = None
+    flat_heads: bool = False
     call_arguments: tuple[int, int, int, int] = (1, 2, 3, 4)
 
     def problems(self) -> list[str]:

@@ -17,9 +17,9 @@ after it, so ``layers_input[0] == token_embeddings + positions``, and a write to
   parameters), rows ``position_ids + 2``. Its attention is written by hand (queries
   pre-multiplied by ``scaling``, heads flattened into ``torch.bmm``), with no
   ``attention_interface`` call; the probabilities are served from the
-  ``attn_weights_reshaped`` it returns. Per-head values are not served
-  (`XGLM_NO_HEADS`): its per-head keys and values come before its queries, and
-  after them it holds all three only flattened as (batch * heads, seq, head_dim).
+  ``attn_weights_reshaped`` it returns. Per-head values are read where it holds
+  all three flattened as (batch * heads, seq, head_dim) just before ``torch.bmm``
+  (`XGLM_HEADS`), served per head; its queries carry the 1/sqrt(head_dim) scaling.
 - ``biogpt``: learned positions (``biogpt.embed_positions``), rows
   ``position_ids + 2``; transformers' standard attention call, so probabilities and
   heads follow the conventions (no rotary).
@@ -27,7 +27,7 @@ after it, so ``layers_input[0] == token_embeddings + positions``, and a write to
 
 from __future__ import annotations
 
-from nnrosetta import Adapter, Assigned, AttentionSpec, Span, Variant, conventions, hookimpl
+from nnrosetta import Adapter, Assigned, AttentionSpec, Called, HeadsSpec, Span, Variant, conventions, hookimpl
 
 NNROSETTA_CONTRACT = 2
 
@@ -36,13 +36,15 @@ MODEL_TYPES = ("xglm", "biogpt")
 #: XGLM's hand-written attention returns (and multiplies the values by) this (batch, heads, q, k) view.
 XGLM_ATTENTION = AttentionSpec(probabilities=Assigned("attn_weights_reshaped"))
 
-#: Why XGLM declares no `HeadsSpec`, in the words `nnrosetta adapters` shows.
-XGLM_NO_HEADS = (
-    "per-head values are not declared: the forward assigns its (batch, heads, seq, head_dim) keys and values "
-    "(line `key_states.view(...).transpose(1, 2)`) before its queries, and has no attention call at which "
-    "values could be read later; after the queries it holds them only flattened to (batch * heads, seq, "
-    "head_dim) for torch.bmm, which a HeadsSpec point cannot be, so queries, keys and values cannot be read "
-    "in forward order"
+#: XGLM's heads: its flattened (batch * heads, seq, head_dim) queries, keys and values, the last
+#: assignments before the first torch.bmm, in that order; the queries carry the 1/sqrt(head_dim)
+#: scaling the forward multiplies in with q_proj. Attention is written by hand: no attention call.
+XGLM_HEADS = HeadsSpec(
+    output_projection="out_proj",
+    queries=Assigned("query_states", before=Called("torch.bmm")),
+    keys=Assigned("key_states", before=Called("torch.bmm")),
+    values=Assigned("value_states", before=Called("torch.bmm")),
+    flat_heads=True,
 )
 
 XGLM = Adapter(
@@ -55,11 +57,13 @@ XGLM = Adapter(
             config_keys={"num_layers": "num_layers", "num_heads": "attention_heads", "num_kv_heads": None,
                          "head_dim": None, "hidden_size": "d_model"},
             attention=XGLM_ATTENTION,
+            heads=XGLM_HEADS,
             # pad_token_id 1 as in XGLM's own config: the sinusoid table zeroes row pad_token_id, which
             # must be one of the two slots below the position offset of 2 (the tokenizer's pad, 3, is not).
             tiny_config={"d_model": 32, "ffn_dim": 64, "num_layers": 2, "attention_heads": 4,
                          "max_position_embeddings": 128, "pad_token_id": 1},
-            notes="sinusoidal positions; hand-written attention: probabilities served; " + XGLM_NO_HEADS,
+            notes="sinusoidal positions; hand-written attention: probabilities and heads (queries pre-scaled "
+                  "by 1/sqrt(head_dim)) served, no rotated values or recomputed patterns",
         ),
         "biogpt": Variant(
             rename={"biogpt.embed_tokens": "embed_tokens", "biogpt.layers": "layers",

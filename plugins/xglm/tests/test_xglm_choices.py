@@ -90,3 +90,23 @@ def test_a_write_to_token_embeddings_reaches_the_first_layer_with_positions_adde
     rows = torch.arange(ids.shape[1]) + POSITION_OFFSET
     positions = _position_table(hf).detach()[rows].unsqueeze(0)
     assert torch.equal(saved["first_input"], replacement + positions)
+
+
+def test_xglm_heads_are_its_flattened_bmm_operands_per_head_with_scaled_queries():
+    """queries/keys/values are q_proj * scaling, k_proj, v_proj split per head (not a view of a fused tensor)."""
+    hf, tokenizer = build_tiny("xglm")
+    model = StandardizedTransformer(hf, tokenizer=tokenizer)
+    with torch.no_grad(), model.trace([PROMPT, "Hi"]):
+        attention_input = model.attentions_input[0].save()
+        queries, keys, values = (model.queries[0].save(), model.keys[0].save(), model.values[0].save())
+    attention = hf.model.layers[0].self_attn
+    heads, head_dim = model.num_heads, model.head_dim
+
+    def per_head(flat: torch.Tensor) -> torch.Tensor:
+        return flat.view(*flat.shape[:2], heads, head_dim).transpose(1, 2)
+
+    with torch.no_grad():
+        assert torch.equal(queries, per_head(attention.q_proj(attention_input) * attention.scaling))
+        assert torch.equal(keys, per_head(attention.k_proj(attention_input)))
+        assert torch.equal(values, per_head(attention.v_proj(attention_input)))
+        assert not torch.equal(queries, per_head(attention.q_proj(attention_input)))
