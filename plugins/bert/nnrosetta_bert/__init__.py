@@ -22,8 +22,9 @@ What the standard names mean here (the README has the table):
   alias a standard name over a native ``lm_head`` child, which RoBERTa-style heads
   are, so the whole head is the one meaning every type can have.
 
-Attention probabilities and heads are not declared on these types: the core resolves
-attention points inside ``layers[i].self_attn``, which a span is not. nnsight moves a
+Attention probabilities and heads are read inside ``attention.self`` (the specs' ``module``)
+by transformers' conventions, except on the types that write their attention by hand
+(`HAND_WRITTEN_ATTENTION`), which declare neither. nnsight moves a
 child module named like one of its own attributes (``output``) to ``E_output``; span
 paths are written in that spelling. Tiny configs keep the embeddings as wide as the
 residual stream; the factorized layouts (narrower embeddings projected in) are tested
@@ -32,9 +33,10 @@ by the family tests.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Optional
 
-from nnrosetta import Adapter, ConfigKeys, Residual, Span, Variant, hookimpl
+from nnrosetta import Adapter, Assigned, AttentionSpec, ConfigKeys, HeadsSpec, Residual, Span, Variant, conventions, hookimpl
 
 from .limits import SHIFTED_POSITIONS, needs_decoder, needs_full_attention, needs_post_norm_xmod
 from .modernbert import MODERNBERT_DECODER
@@ -181,12 +183,40 @@ VARIANTS = {
     **REFUSED,
 }
 
+#: The attention forward with the points is ``attention.self`` (the start of the span): its eager
+#: probabilities and per-head query/key/value layers, by transformers' conventions; the head
+#: outputs are what ``attention.output.dense`` reads.
+ATTENTION = AttentionSpec(probabilities=conventions.ATTENTION.probabilities, module="attention.self")
+HEADS = HeadsSpec(
+    output_projection=f"attention.{OUTPUT}.dense",
+    attention_call=conventions.ATTENTION_CALL,
+    queries=Assigned("query_layer", before=conventions.ATTENTION_CALL),
+    keys=Assigned("key_layer", before=conventions.ATTENTION_CALL),
+    values=Assigned("value_layer", before=conventions.ATTENTION_CALL),
+    module="attention.self",
+)
+
+#: Types whose self-attention is written by hand in the forward (no attention-interface call);
+#: their probabilities and heads are not declared.
+HAND_WRITTEN_ATTENTION = ("megatron-bert", "rembert", "roformer", "big_bird")
+HAND_WRITTEN_NOTE = (
+    "attention computed by hand in the forward (no attention-interface call): probabilities and heads "
+    "are not declared"
+)
+for _type in HAND_WRITTEN_ATTENTION:
+    _variant = VARIANTS[_type]
+    VARIANTS[_type] = dataclasses.replace(
+        _variant, attention=None, heads=None, notes="; ".join(filter(None, (_variant.notes, HAND_WRITTEN_NOTE)))
+    )
+
 BERT = Adapter(
     name="bert",
     model_types=MODEL_TYPES,
     rename=FAMILY_TREE,
     config_keys=ConfigKeys(num_kv_heads=None, head_dim=None),
     spans={"self_attn": ATTENTION_SPAN, "mlp": MLP_SPAN},
+    attention=ATTENTION,
+    heads=HEADS,
     residual=Residual(kind="post_norm"),
     tiny_config=TINY,
     variants=VARIANTS,
