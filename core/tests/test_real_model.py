@@ -154,21 +154,18 @@ def test_paris_becomes_top1_only_in_the_last_two_layers(real_model):
 
 def test_conformance_suite_passes(conformance_report):
     print(f"conformance suite on the real model: {conformance_report.seconds:.1f} s")
-    failing = {r.name: r.message for r in conformance_report.results if not r.ok and r.name != DRIFTING_CHECK}
+    failing = {r.name: r.message for r in conformance_report.results if not r.ok}
     assert not failing
     skipped = {r.name: r.message for r in conformance_report.results if r.status == "skipped"}
-    assert all("does not claim capability" in message for message in skipped.values()), skipped
+    allowed = ("does not claim capability", "declares no layer kinds")
+    assert all(any(words in message for words in allowed) for message in skipped.values()), skipped
     assert {"fidelity", "attention_probabilities", "heads", "generation"} <= {
         r.name for r in conformance_report.results if r.status == "passed"
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sdpa's recomputed attention_patterns drift from eager over 30 layers (max |Δ| about 2.2e-6 against "
-    "a 16-ulp tolerance of 1.9e-6); the tolerance belongs to the conformance suite",
-)
-def test_attention_patterns_check_passes(conformance_report):
+def test_attention_patterns_check_passes_under_sdpa_on_30_layers(conformance_report):
+    """sdpa's separate forward drifts from eager layer over layer; the check's bound grows with depth."""
     result = conformance_report.result(DRIFTING_CHECK)
     assert result.status == "passed", result.message
 

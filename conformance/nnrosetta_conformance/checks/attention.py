@@ -308,14 +308,19 @@ def attention_patterns(model: "StandardizedTransformer") -> None:
                 f"under eager attention the patterns equal HuggingFace's probabilities; HuggingFace refuses "
                 f"{implementation} attention for this model, so it was not compared: {error}"
             ) from None
-        for index, pattern in patterns.items():
+        for depth, (index, pattern) in enumerate(sorted(patterns.items()), start=1):
             expected = reference[index]
-            tolerance = PATTERN_ULPS * torch.finfo(expected.dtype).eps
+            # Under eager both sides run the same arithmetic. Under sdpa the patterns come from a
+            # separate forward whose hidden states drift from eager's by rounding, layer over layer
+            # (measured on a 30-layer model: 2.2e-6 at the 4th layer), so the bound grows with depth.
+            drift = depth if implementation != "eager" else 1
+            tolerance = PATTERN_ULPS * torch.finfo(expected.dtype).eps * drift
             expect(
                 tuple(pattern.shape) == tuple(expected.shape)
                 and torch.allclose(pattern, expected, atol=tolerance, rtol=0),
                 f"attention_patterns({index}) under {implementation} attention differs from HuggingFace's eager "
-                f"probabilities of the same weights: shape {tuple(pattern.shape)} vs {tuple(expected.shape)}"
+                f"probabilities of the same weights beyond {tolerance:.3g} ({PATTERN_ULPS} ulp x {drift} for its depth): "
+                f"shape {tuple(pattern.shape)} vs {tuple(expected.shape)}"
                 + (f", {where_differs(pattern, expected)}" if pattern.shape == expected.shape else "")
                 + ". The adapter's `heads.attention_call` label, or the scaling/soft-cap/mask it passes, "
                 "is not what the attention uses.",
