@@ -96,6 +96,7 @@ DEEPSEEK = Adapter(
     model_types=(
         "deepseek_v2", "deepseek_v3", "deepseek_v32", "glm4_moe", "glm4_moe_lite", "glm_moe_dsa",
         "dots1", "exaone_moe", "solar_open", "mimo_v2_flash", "sarvam_moe", "laguna", "longcat_flash",
+        "sarvam_mla",
     ),
     rename=RENAME,
     attention=conventions.ATTENTION,
@@ -143,6 +144,8 @@ DEEPSEEK = Adapter(
             "(MoESpec.routed_output_scale_key), so router_top_k weights are not the whole factor an expert's "
             "output gets",
         ),
+        "sarvam_mla": Variant(**MLA, tiny_config={**TINY_MLA, **GROUPED, "routed_scaling_factor": 2.5},
+                              notes=MLA_NOTES + "; DeepSeek V3's classes (DeepseekV3ForCausalLM) under its own model type"),
         "longcat_flash": Variant(unsupported=(
             "each LongCat-Flash layer runs two attentions and two dense MLPs around one shortcut MoE "
             "(self_attn and mlps are ModuleLists of two), so no single self_attn/mlp module exists per layer"
