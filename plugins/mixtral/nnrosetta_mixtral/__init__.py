@@ -62,7 +62,8 @@ JETMOE_NOTES = (
 MIXTRAL = Adapter(
     name="mixtral",
     model_types=("mixtral", "olmoe", "qwen3_moe", "flex_olmo", "qwen2_moe", "phimoe", "minimax_m2",
-                 "hunyuan_v1_moe", "ernie4_5_moe", "afmoe", "aria_text", "llama4_text", "jetmoe"),
+                 "hunyuan_v1_moe", "ernie4_5_moe", "afmoe", "aria_text", "llama4_text", "jetmoe",
+                 "mellum", "flint"),
     rename=RENAME,
     attention=conventions.ATTENTION,
     heads=conventions.HEADS,
@@ -155,6 +156,30 @@ MIXTRAL = Adapter(
                 "num_experts_per_tok is the head count of the attention call and its probabilities"
             )},
             notes=JETMOE_NOTES,
+        ),
+        "mellum": Variant(
+            moe=SWITCHED,
+            tiny_config={"num_experts": 4, "moe_intermediate_size": 24, "norm_topk_prob": True,
+                         "layer_types": ["sliding_attention", "full_attention"], "sliding_window": 4,
+                         "mlp_layer_types": ["dense", "sparse"]},
+            notes="Qwen3-MoE's attention and router in Laguna's layers: sliding and full attention layers with "
+            "their own rotary, dense and sparse MLP layers (mlp_layer_types)",
+        ),
+        "flint": Variant(
+            moe=MoESpec(num_experts_key="num_experts", normalize_top_k="norm_topk_prob", shared_experts="shared_expert",
+                        routing=Routing(scores="sigmoid")),
+            heads=None,
+            tiny_config={"num_experts": 4, "moe_intermediate_size": 24, "shared_expert_intermediate_size": 40,
+                         "norm_topk_prob": True, "mlp_only_layers": [0],
+                         "layer_types": ["full_attention", "sliding_attention"], "sliding_window": 4},
+            known_broken={"attention_probabilities": (
+                "attention sinks: HF eager drops the per-head sink column, so rows sum to 1 minus the sink's "
+                "share (the suite expects 1)")},
+            notes="sigmoid routing without a score bias, renormalised (norm_topk_prob); an ungated shared expert "
+            "at mlp.shared_expert is added to every token; the first mlp_only_layers are dense; attention "
+            "sinks: attention_probabilities[i] is HF eager's, without the sink column; heads not served: "
+            "patterns recomputed from queries and keys would miss the per-head sink logit, and only the "
+            "sliding layers apply rotary",
         ),
         "aria_text": Variant(
             moe=MoESpec(router="router", num_experts_key="moe_num_experts", experts_per_token_key="moe_topk",
