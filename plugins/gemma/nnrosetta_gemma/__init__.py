@@ -1,6 +1,6 @@
 """nnrosetta plugin for the Gemma family.
 
-Types: ``gemma``, ``gemma2``, ``gemma3_text``, ``gemma3``, ``vaultgemma``, ``gemma4_text``.
+Types: ``gemma``, ``gemma2``, ``gemma3_text``, ``gemma3``, ``vaultgemma``, ``gemma4_text``, ``gemma4``.
 
 The module tree is Llama's (``model.layers[i].{self_attn,mlp}``, ``model.norm``,
 ``model.embed_tokens``), so the rename map is the same. Three things differ and
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
 NNROSETTA_CONTRACT = 2
 
-MODEL_TYPES = ("gemma", "gemma2", "gemma3_text", "gemma3", "vaultgemma", "gemma4_text")
+MODEL_TYPES = ("gemma", "gemma2", "gemma3_text", "gemma3", "vaultgemma", "gemma4_text", "gemma4")
 
 RENAME = {
     "model.embed_tokens": "embed_tokens",
@@ -121,6 +121,42 @@ def refuse_gemma4_options(config) -> Optional[str]:
     return None
 
 
+def text_softcapped_projection(model: "StandardizedTransformer", hidden: torch.Tensor) -> torch.Tensor:
+    """Gemma 4 image-text logits: the cap lives in the text config (``get_text_config()``), as its forward reads it."""
+    logits = model.lm_head(model.ln_final(hidden))
+    cap = model.config.get_text_config().final_logit_softcapping
+    if cap is not None:
+        logits = logits / cap
+        logits = torch.tanh(logits)
+        logits = logits * cap
+    return logits
+
+
+def refuse_gemma4_text_options(config) -> Optional[str]:
+    """The Gemma 4 text refusals, read from the image-text model's text config."""
+    return refuse_gemma4_options(config.get_text_config())
+
+
+#: What a Gemma 4 decoder cannot show through the generic checks (text model and image-text model alike).
+GEMMA4_KNOWN_BROKEN = {
+    "residual_sum": (
+        "a Gemma 4 layer adds a third branch after the MLP (the per-layer input: gate, times the "
+        "per-layer embedding, projection, post_per_layer_input_norm) and multiplies its output by "
+        "layer_scalar; Residual can declare the attention and MLP branches only"
+    ),
+    "sublayer_locality": (
+        "a kv-shared layer (the last num_kv_shared_layers) attends over the keys and values of an "
+        "earlier layer of its type, so its attention output at one token does not depend on its own "
+        "input at other tokens, which the check's token-mixing test requires"
+    ),
+    "sizes": (
+        "head_dim is a per-layer attribute in Gemma 4 (global layers have their own, per_layer_config): "
+        "config.head_dim raises HuggingFace's AmbiguousGlobalPerLayerAttributeError, so no single "
+        "head_dim can be compared with the projections"
+    ),
+}
+
+
 #: Gemma 2/3 normalise each sublayer's output before adding it to the residual stream.
 SANDWICH = Residual(kind="sandwich", attention_post_norm="post_attention_layernorm",
                     mlp_post_norm="post_feedforward_layernorm")
@@ -149,23 +185,7 @@ GEMMA = Adapter(
             heads=None,
             tiny_config=TINY_GEMMA4,
             refuse=refuse_gemma4_options,
-            known_broken={
-                "residual_sum": (
-                    "a Gemma 4 layer adds a third branch after the MLP (the per-layer input: gate, times the "
-                    "per-layer embedding, projection, post_per_layer_input_norm) and multiplies its output by "
-                    "layer_scalar; Residual can declare the attention and MLP branches only"
-                ),
-                "sublayer_locality": (
-                    "a kv-shared layer (the last num_kv_shared_layers) attends over the keys and values of an "
-                    "earlier layer of its type, so its attention output at one token does not depend on its own "
-                    "input at other tokens, which the check's token-mixing test requires"
-                ),
-                "sizes": (
-                    "head_dim is a per-layer attribute in Gemma 4 (global layers have their own, per_layer_config): "
-                    "config.head_dim raises HuggingFace's AmbiguousGlobalPerLayerAttributeError, so no single "
-                    "head_dim can be compared with the projections"
-                ),
-            },
+            known_broken=GEMMA4_KNOWN_BROKEN,
             notes="sandwich norms; q/k/v norms; per-layer input embeddings feed a third residual branch (inside "
             "layers_output[i], outside mlps_output[i]); output times layer_scalar; heads are not served: head "
             "sizes differ between sliding and global layers (per_layer_config) and kv-shared layers reuse an "
@@ -189,6 +209,32 @@ GEMMA = Adapter(
                 "mm_tokens_per_image": 4,
             },
             notes="image-text model, text path: the decoder at model.language_model; no logit soft-cap",
+        ),
+        "gemma4": Variant(
+            rename={
+                "model.embed_tokens": None,
+                "model.layers": None,
+                "model.norm": None,
+                "model.language_model.embed_tokens": "embed_tokens",
+                "model.language_model.layers": "layers",
+                "model.language_model.norm": "ln_final",
+            },
+            final_projection=text_softcapped_projection,
+            heads=None,
+            refuse=refuse_gemma4_text_options,
+            known_broken=GEMMA4_KNOWN_BROKEN,
+            tiny_config={
+                "text_config": {**TINY, **TINY_GEMMA4, "vocab_size": 384,
+                                "pad_token_id": 3, "bos_token_id": 1, "eos_token_id": 2},
+                "vision_config": {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
+                                  "num_attention_heads": 2, "num_key_value_heads": 2, "head_dim": 8},
+                "audio_config": None,
+                # The family's shrunk sizes are also written at the top; keep the layer count the text one.
+                "num_hidden_layers": TINY_GEMMA4["num_hidden_layers"],
+                "head_dim": None,  # per layer in Gemma 4: only the text config may say it
+            },
+            notes="image-text(-audio) model, text path: the Gemma 4 text decoder at model.language_model, with "
+            "gemma4_text's limits; the logit soft-cap is read from the text config, as the forward does",
         ),
     },
     description="Gemma 1/2/3 decoders: soft-capped final logits, scaled embeddings, sandwich norms.",

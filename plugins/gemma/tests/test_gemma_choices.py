@@ -17,7 +17,7 @@ from nnrosetta_gemma import MODEL_TYPES
 PROMPTS = ["The cat sat on the mat and the dog slept by the door", "Paris"]
 SANDWICH_TYPES = ("gemma2", "gemma3_text")
 #: Types whose tiny config soft-caps the logits (cap 0.5).
-CAPPED_TYPES = ("gemma2", "gemma3_text", "vaultgemma", "gemma4_text")
+CAPPED_TYPES = ("gemma2", "gemma3_text", "vaultgemma", "gemma4_text", "gemma4")
 #: Types whose tiny model alternates a 4-token sliding layer and a global one.
 SLIDING_TYPES = ("gemma2", "gemma3_text", "vaultgemma")
 ALL_TYPES = MODEL_TYPES
@@ -43,7 +43,8 @@ def test_project_on_vocab_of_the_last_layer_is_the_models_logits(loaded):
         saved["naive"] = model.lm_head(model.ln_final(last)).save()
         saved["logits"] = model.logits.save()
     assert torch.equal(saved["projected"], saved["logits"])
-    cap = getattr(hf.config, "final_logit_softcapping", None)
+    # Gemma 4's image-text forward reads the cap from its text config; the others' text config is the config.
+    cap = getattr(hf.config.get_text_config(), "final_logit_softcapping", None)
     if model_type in CAPPED_TYPES:
         # The naive projection is not the model's distribution; the cap is what separates them.
         assert cap == 0.5
