@@ -1,6 +1,7 @@
 """nnrosetta plugin for the Gemma family.
 
-Types: ``gemma``, ``gemma2``, ``gemma3_text``, ``gemma3``, ``vaultgemma``, ``gemma4_text``, ``gemma4``.
+Types: ``gemma``, ``gemma2``, ``gemma3_text``, ``gemma3``, ``vaultgemma``, ``gemma4_text``, ``gemma4``,
+``gemma4_unified_text``, ``gemma4_unified``.
 
 The module tree is Llama's (``model.layers[i].{self_attn,mlp}``, ``model.norm``,
 ``model.embed_tokens``), so the rename map is the same. Three things differ and
@@ -46,7 +47,8 @@ if TYPE_CHECKING:
 
 NNROSETTA_CONTRACT = 2
 
-MODEL_TYPES = ("gemma", "gemma2", "gemma3_text", "gemma3", "vaultgemma", "gemma4_text", "gemma4")
+MODEL_TYPES = ("gemma", "gemma2", "gemma3_text", "gemma3", "vaultgemma", "gemma4_text", "gemma4",
+               "gemma4_unified_text", "gemma4_unified")
 
 RENAME = {
     "model.embed_tokens": "embed_tokens",
@@ -157,6 +159,31 @@ GEMMA4_KNOWN_BROKEN = {
 }
 
 
+#: Gemma 4 unified text: Gemma 4's sliding/global head sizes and kv sharing, without per-layer input embeddings.
+TINY_GEMMA4_UNIFIED = {
+    **TINY,
+    "num_hidden_layers": 3,
+    "layer_types": ["sliding_attention", "full_attention", "full_attention"],
+    "sliding_window": 4,
+    "per_layer_config": {"01": {"head_dim": 16}, "02": {"head_dim": 16}},
+    "num_kv_shared_layers": 1,
+    "final_logit_softcapping": 0.5,
+    "use_bidirectional_attention": None,
+}
+
+#: Gemma 4 unified layers are a plain sandwich; only the kv sharing and per-layer head sizes stay broken.
+GEMMA4_UNIFIED_KNOWN_BROKEN = {k: v for k, v in GEMMA4_KNOWN_BROKEN.items() if k != "residual_sum"}
+
+#: The unified layer multiplies its sandwich sum by a loaded `layer_scalar` buffer (1 at init, so the tiny
+#: model passes residual_sum); Residual cannot declare that factor.
+GEMMA4_UNIFIED_NOTES = (
+    "sandwich norms; q/k/v norms; layers_output[i] is the sandwich sum times the layer's loaded layer_scalar "
+    "buffer (Residual cannot declare it: residual_sum can fail on a checkpoint whose layer_scalar is not 1); heads "
+    "are not served: head sizes differ between sliding and global layers (per_layer_config) and kv-shared layers "
+    "reuse an earlier layer's keys and values"
+)
+
+
 #: Gemma 2/3 normalise each sublayer's output before adding it to the residual stream.
 SANDWICH = Residual(kind="sandwich", attention_post_norm="post_attention_layernorm",
                     mlp_post_norm="post_feedforward_layernorm")
@@ -235,6 +262,38 @@ GEMMA = Adapter(
             },
             notes="image-text(-audio) model, text path: the Gemma 4 text decoder at model.language_model, with "
             "gemma4_text's limits; the logit soft-cap is read from the text config, as the forward does",
+        ),
+        "gemma4_unified_text": Variant(
+            heads=None,
+            tiny_config=TINY_GEMMA4_UNIFIED,
+            refuse=refuse_gemma4_options,
+            known_broken=GEMMA4_UNIFIED_KNOWN_BROKEN,
+            notes=GEMMA4_UNIFIED_NOTES,
+        ),
+        "gemma4_unified": Variant(
+            rename={
+                "model.embed_tokens": None,
+                "model.layers": None,
+                "model.norm": None,
+                "model.language_model.embed_tokens": "embed_tokens",
+                "model.language_model.layers": "layers",
+                "model.language_model.norm": "ln_final",
+            },
+            final_projection=text_softcapped_projection,
+            heads=None,
+            refuse=refuse_gemma4_text_options,
+            known_broken=GEMMA4_UNIFIED_KNOWN_BROKEN,
+            tiny_config={
+                "text_config": {**TINY_GEMMA4_UNIFIED, "vocab_size": 384,
+                                "pad_token_id": 3, "bos_token_id": 1, "eos_token_id": 2},
+                "vision_config": {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
+                                  "num_attention_heads": 2},
+                "audio_config": None,
+                "num_hidden_layers": TINY_GEMMA4_UNIFIED["num_hidden_layers"],
+                "head_dim": None,
+            },
+            notes="image-text(-audio) model, text path: the gemma4_unified_text decoder at model.language_model; "
+            "soft-cap read from the text config; " + GEMMA4_UNIFIED_NOTES,
         ),
     },
     description="Gemma 1/2/3 decoders: soft-capped final logits, scaled embeddings, sandwich norms.",

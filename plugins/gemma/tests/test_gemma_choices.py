@@ -17,7 +17,7 @@ from nnrosetta_gemma import MODEL_TYPES
 PROMPTS = ["The cat sat on the mat and the dog slept by the door", "Paris"]
 SANDWICH_TYPES = ("gemma2", "gemma3_text")
 #: Types whose tiny config soft-caps the logits (cap 0.5).
-CAPPED_TYPES = ("gemma2", "gemma3_text", "vaultgemma", "gemma4_text", "gemma4")
+CAPPED_TYPES = ("gemma2", "gemma3_text", "vaultgemma", "gemma4_text", "gemma4", "gemma4_unified_text", "gemma4_unified")
 #: Types whose tiny model alternates a 4-token sliding layer and a global one.
 SLIDING_TYPES = ("gemma2", "gemma3_text", "vaultgemma")
 ALL_TYPES = MODEL_TYPES
