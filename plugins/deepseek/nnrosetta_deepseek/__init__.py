@@ -20,7 +20,7 @@ use multi-head latent attention: attention probabilities are served, heads are n
 
 from __future__ import annotations
 
-from nnrosetta import Adapter, MoESpec, Variant, conventions, hookimpl
+from nnrosetta import Adapter, MoESpec, Residual, Variant, conventions, hookimpl
 from nnrosetta.moe_declarations import Routing
 
 NNROSETTA_CONTRACT = 2
@@ -96,7 +96,7 @@ DEEPSEEK = Adapter(
     model_types=(
         "deepseek_v2", "deepseek_v3", "deepseek_v32", "glm4_moe", "glm4_moe_lite", "glm_moe_dsa",
         "dots1", "exaone_moe", "solar_open", "mimo_v2_flash", "sarvam_moe", "laguna", "longcat_flash",
-        "sarvam_mla",
+        "sarvam_mla", "kolibri1", "axk1", "axk2",
     ),
     rename=RENAME,
     attention=conventions.ATTENTION,
@@ -146,6 +146,33 @@ DEEPSEEK = Adapter(
         ),
         "sarvam_mla": Variant(**MLA, tiny_config={**TINY_MLA, **GROUPED, "routed_scaling_factor": 2.5},
                               notes=MLA_NOTES + "; DeepSeek V3's classes (DeepseekV3ForCausalLM) under its own model type"),
+        "kolibri1": Variant(
+            moe=MoESpec(num_experts_key="num_experts", normalize_top_k="norm_topk_prob", shared_experts="shared_experts",
+                        routing=Routing(scores="logits", score_bias="gate.e_score_correction_bias")),
+            residual=Residual(kind="sandwich", attention_post_norm="post_self_attn_layernorm",
+                              mlp_post_norm="post_mlp_layernorm"),
+            tiny_config={"num_experts": 8, "shared_expert_intermediate_size": 16, "norm_topk_prob": True,
+                         "layer_types": ["sliding_attention", "full_attention"], "sliding_window": 4},
+            notes="the router ranks logits plus a score bias (gate.e_score_correction_bias); the chosen logits' "
+            "sigmoids are the weights, renormalised (norm_topk_prob); every layer routes, with shared experts; "
+            "EXAONE 4 attention (q/k norms; sliding layers rotary, full layers NoPE) in GLM-4's sandwich-normed layers",
+        ),
+        "axk1": Variant(**MLA, tiny_config={**TINY_MLA, **GROUPED, "routed_scaling_factor": 2.5},
+                        known_broken={"moe_routing": (
+                            "the routed block returns mlp.post_mlp_layernorm(routed experts + shared experts), "
+                            "not their sum, so the check's forced-expert output (the block's other parts plus "
+                            "that expert by hand) cannot hold; routers_output/router_top_k are the gate's own")},
+                        notes=MLA_NOTES + "; DeepSeek V3's MoE whose block output passes its own norm "
+                        "(mlp.post_mlp_layernorm), so mlps_output[i] of a routed layer is normed"),
+        "axk2": Variant(**MLA, tiny_config={**TINY_MLA, **GROUPED, "routed_scaling_factor": 2.5,
+                                            "mlp_layer_types": ["dense", "sparse"]},
+                        known_broken={"sizes": (
+                            "no projection is num_heads * qk_head_dim wide: q_gate_proj fuses each head's query "
+                            "(qk_head_dim) with its output gate (v_head_dim), num_heads * (qk_head_dim + v_head_dim), "
+                            "and kv_b_proj keys (nope part only) with values; num_heads and qk_head_dim are those of "
+                            "the attention call and its probabilities")},
+                        notes=MLA_NOTES + "; DeepSeek V3.2's sparse attention (the indexer masks keys per query) "
+                        "with a sigmoid gate on the attention output before o_proj; gated input norms"),
         "longcat_flash": Variant(unsupported=(
             "each LongCat-Flash layer runs two attentions and two dense MLPs around one shortcut MoE "
             "(self_attn and mlps are ModuleLists of two), so no single self_attn/mlp module exists per layer"
