@@ -63,7 +63,7 @@ MIXTRAL = Adapter(
     name="mixtral",
     model_types=("mixtral", "olmoe", "qwen3_moe", "flex_olmo", "qwen2_moe", "phimoe", "minimax_m2",
                  "hunyuan_v1_moe", "ernie4_5_moe", "afmoe", "aria_text", "llama4_text", "jetmoe",
-                 "mellum", "flint"),
+                 "mellum", "flint", "hy_v3"),
     rename=RENAME,
     attention=conventions.ATTENTION,
     heads=conventions.HEADS,
@@ -180,6 +180,16 @@ MIXTRAL = Adapter(
             "sinks: attention_probabilities[i] is HF eager's, without the sink column; heads not served: "
             "patterns recomputed from queries and keys would miss the per-head sink logit, and only the "
             "sliding layers apply rotary",
+        ),
+        "hy_v3": Variant(
+            moe=MoESpec(num_experts_key="num_experts", normalize_top_k=True, shared_experts="shared_experts",
+                        top_k_scale_key="router_scaling_factor",
+                        routing=Routing(scores="sigmoid", score_bias="e_score_correction_bias")),
+            tiny_config={"num_experts": 4, "moe_intermediate_size": 24, "num_shared_experts": 1,
+                         "router_scaling_factor": 2.5, "mlp_layer_types": ["dense", "sparse"]},
+            notes="sigmoid routing with a score bias on the block (mlp.e_score_correction_bias, passed to the "
+            "router), renormalised and times router_scaling_factor; shared experts at mlp.shared_experts; "
+            "layer 0 dense (mlp_layer_types); Apertus attention (q/k norms before rotary)",
         ),
         "aria_text": Variant(
             moe=MoESpec(router="router", num_experts_key="moe_num_experts", experts_per_token_key="moe_topk",
