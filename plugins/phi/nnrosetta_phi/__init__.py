@@ -1,4 +1,4 @@
-"""nnrosetta plugin for Phi-1/Phi-2 (``phi``) and Persimmon (``persimmon``).
+"""nnrosetta plugin for Phi-1/Phi-2 (``phi``), Persimmon (``persimmon``) and Fuyu's text path (``fuyu``).
 
 Both keep their blocks at ``model.layers``, the final norm at
 ``model.final_layernorm``, the embedding at ``model.embed_tokens``; each layer has
@@ -25,7 +25,7 @@ from nnrosetta import Adapter, Residual, Variant, conventions, hookimpl
 
 NNROSETTA_CONTRACT = 2
 
-MODEL_TYPES = ("phi", "persimmon")
+MODEL_TYPES = ("phi", "persimmon", "fuyu")
 
 RENAME = {
     "model.embed_tokens": "embed_tokens",
@@ -62,6 +62,26 @@ PHI = Adapter(
             residual=Residual(kind="sequential"),
             tiny_config={"qk_layernorm": True},
             notes="fused query_key_value split per head, q/k LayerNorm after the split; partial rotary",
+        ),
+        "fuyu": Variant(
+            # The image-text model: Persimmon's decoder at model.language_model, image patches projected into it.
+            rename={
+                "model.embed_tokens": None,
+                "model.layers": None,
+                "model.final_layernorm": None,
+                "model.language_model.embed_tokens": "embed_tokens",
+                "model.language_model.layers": "layers",
+                "model.language_model.final_layernorm": "ln_final",
+            },
+            config_keys={"num_kv_heads": None, "head_dim": None},
+            residual=Residual(kind="sequential"),
+            tiny_config={
+                "text_config": {**TINY, "qk_layernorm": True, "vocab_size": 384,
+                                "pad_token_id": 3, "bos_token_id": 1, "eos_token_id": 2},
+                "patch_size": 4,
+            },
+            notes="image-text model, text path: the Persimmon decoder at model.language_model (fused "
+            "query_key_value, q/k LayerNorm, partial rotary); image patches pass through HuggingFace unchanged",
         ),
     },
     description="Phi-1/2 and Persimmon: model.layers[i].{self_attn,mlp}, model.final_layernorm; partial rotary.",
