@@ -21,6 +21,8 @@ One family declaration; each type's variant says what differs:
 
 from __future__ import annotations
 
+import torch
+
 from nnrosetta import Adapter, MoESpec, Residual, Variant, conventions, hookimpl
 from nnrosetta.moe_declarations import ExpertByHand, Routing
 
@@ -59,11 +61,20 @@ JETMOE_NOTES = (
     "as data; per-head queries are per attention expert slot, not per head"
 )
 
+def softcapped_projection(model, hidden: torch.Tensor) -> torch.Tensor:
+    """Beam's logits: final norm, lm_head, then the float32 soft cap, as ``BeamForCausalLM.forward`` orders them."""
+    logits = model.lm_head(model.ln_final(hidden))
+    cap = getattr(model.config, "final_logit_softcapping", None)
+    if cap is not None:
+        logits = torch.tanh(logits.float() / cap) * cap
+    return logits
+
+
 MIXTRAL = Adapter(
     name="mixtral",
     model_types=("mixtral", "olmoe", "qwen3_moe", "flex_olmo", "qwen2_moe", "phimoe", "minimax_m2",
-                 "hunyuan_v1_moe", "ernie4_5_moe", "afmoe", "aria_text", "llama4_text", "jetmoe",
-                 "mellum", "flint", "hy_v3"),
+                 "hunyuan_v1_moe", "ernie4_5_moe", "afmoe", "aria_text", "llama4_text", "llama4", "jetmoe",
+                 "mellum", "flint", "hy_v3", "beam", "zaya"),
     rename=RENAME,
     attention=conventions.ATTENTION,
     heads=conventions.HEADS,
@@ -144,6 +155,23 @@ MIXTRAL = Adapter(
             "a (tokens, num_experts) matrix zero off the chosen ones and multiplied into the expert's INPUT "
             "(expert(w * x)); a shared expert at feed_forward.shared_expert; dense and MoE layers interleave",
         ),
+        "llama4": Variant(
+            # Llama4ForCausalLM builds the text decoder from the image-text config's text config (the
+            # loaded model's config is llama4_text's), so the tree and routing are llama4_text's.
+            rename={"feed_forward": "mlp"},
+            moe=MoESpec(router="router", router_returns=("dense_weights", "logits"), normalize_top_k=False,
+                        shared_experts="shared_expert", routing=Routing(scores="logits"),
+                        expert_by_hand=ExpertByHand(transposed=True)),
+            tiny_config={"text_config": {**TINY, "num_local_experts": 4, "num_experts_per_tok": 1,
+                                         "intermediate_size_mlp": 40, "interleave_moe_layer_step": 2,
+                                         "moe_layers": [1], "no_rope_layers": [1, 0], "attention_chunk_size": 4,
+                                         "vocab_size": 384, "pad_token_id": 3, "bos_token_id": 1,
+                                         "eos_token_id": 2},
+                         "vision_config": {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
+                                           "num_attention_heads": 2}},
+            notes="image-text config, text path: the causal LM class builds llama4_text's decoder from the text "
+            "config, served as llama4_text",
+        ),
         "jetmoe": Variant(
             rename={"self_attention": "self_attn"},
             moe=None,
@@ -191,6 +219,37 @@ MIXTRAL = Adapter(
             "router), renormalised and times router_scaling_factor; shared experts at mlp.shared_experts; "
             "layer 0 dense (mlp_layer_types); Apertus attention (q/k norms before rotary)",
         ),
+        "beam": Variant(
+            moe=MoESpec(num_experts_key="num_experts", normalize_top_k="norm_topk_prob",
+                        routed_output_scale_key="routed_scaling_factor",
+                        routing=Routing(scores="sigmoid", score_bias="gate.e_score_correction_bias",
+                                        groups=("n_group", "topk_group"), group_score="top2_sum")),
+            residual=Residual(kind="sandwich", attention_post_norm="post_attention_layernorm",
+                              mlp_post_norm="post_feedforward_layernorm"),
+            final_projection=softcapped_projection,
+            heads=None,
+            tiny_config={"num_experts": 8, "moe_intermediate_size": 24, "n_group": 4, "topk_group": 2,
+                         "routed_scaling_factor": 2.5, "final_logit_softcapping": 30.0,
+                         "layer_types": ["sliding_attention", "full_attention"], "sliding_window": 4,
+                         "mlp_layer_types": ["dense", "sparse"]},
+            known_broken={"residual_sum": (
+                "depth-scaled residual: each add is post_norm(sublayer) / sqrt(k) + residual * sqrt((k - 1) / k) "
+                "with k = 2(i + 1) for attention and 2(i + 1) + 1 for the MLP, so the stream itself is rescaled "
+                "and no Residual kind states it")},
+            notes="DeepSeek V3's grouped sigmoid router with a score bias, renormalised; the block multiplies the "
+            "routed sum by routed_scaling_factor after the experts; sublayer outputs pass their post norms "
+            "and a depth-scaled residual add; logits soft-capped in float32; heads not served: a per-head "
+            "sigmoid gate (self_attn.gate_proj + gate_bias) multiplies each head's output before o_proj, and "
+            "full-attention layers (NoPE) scale queries by position after the point rotary would read",
+        ),
+        "zaya": Variant(unsupported=(
+            "ZAYA's layers fit none of the interface's meanings: each residual add is a learned affine of both "
+            "terms ((h + b1) * s1 + (r + b2) * s2, post_*_residual_scale) and the embeddings are scaled and "
+            "biased before layer 0; queries and keys come from a causal convolution over tokens and values "
+            "from a delayed recurrent state (CCA, self_attn.qkv_proj); the router of every layer after the "
+            "first adds the previous layer's router state (layers return (hidden, prev_router_hidden_states)) "
+            "and chooses among num_experts + 1 classes, one a skip expert with no compute"
+        )),
         "aria_text": Variant(
             moe=MoESpec(router="router", num_experts_key="moe_num_experts", experts_per_token_key="moe_topk",
                         shared_experts="shared_experts", expert_by_hand=ExpertByHand(transposed=True)),
