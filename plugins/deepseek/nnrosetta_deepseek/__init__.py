@@ -96,7 +96,7 @@ DEEPSEEK = Adapter(
     model_types=(
         "deepseek_v2", "deepseek_v3", "deepseek_v32", "glm4_moe", "glm4_moe_lite", "glm_moe_dsa",
         "dots1", "exaone_moe", "solar_open", "mimo_v2_flash", "sarvam_moe", "laguna", "longcat_flash",
-        "sarvam_mla", "kolibri1", "axk1", "axk2",
+        "sarvam_mla", "kolibri1", "axk1", "axk2", "deepseek_v4", "hy_v4",
     ),
     rename=RENAME,
     attention=conventions.ATTENTION,
@@ -173,6 +173,20 @@ DEEPSEEK = Adapter(
                             "the attention call and its probabilities")},
                         notes=MLA_NOTES + "; DeepSeek V3.2's sparse attention (the indexer masks keys per query) "
                         "with a sigmoid gate on the attention output before o_proj; gated input norms"),
+        "deepseek_v4": Variant(unsupported=(
+            "manifold hyper-connections: the residual stream is hc_mult streams (batch, seq, hc_mult, hidden); "
+            "each sublayer reads a learned per-token collapse of them (attn_hc / ffn_hc 'pre' weights) and its "
+            "output is expanded by 'post' weights and added to the streams mixed by a Sinkhorn 'comb' matrix, "
+            "and model.hc_head collapses them before model.norm; no hidden_size-wide layers_output[i] exists, "
+            "and residual writes, steering and skip_layers have no single stream to act on"
+        )),
+        "hy_v4": Variant(unsupported=(
+            "hyper-connections as DeepSeek V4's: layers read and write hc_mult residual streams "
+            "(batch, seq, hc_mult, hidden); each sublayer reads a learned per-token collapse of them "
+            "(attn_hc / ffn_hc) and its output is added to every stream times per-token 'post' weights; "
+            "model.hc_head collapses them before model.norm, and layers return (hidden, topk_indices) for the "
+            "next layer's sparse-attention indexer, so no hidden_size-wide layers_output[i] exists"
+        )),
         "longcat_flash": Variant(unsupported=(
             "each LongCat-Flash layer runs two attentions and two dense MLPs around one shortcut MoE "
             "(self_attn and mlps are ModuleLists of two), so no single self_attn/mlp module exists per layer"
