@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from nnrosetta import Adapter, conventions, hookimpl
 
-from .variants import MODEL_TYPES, RENAME, TINY, VARIANTS
+from .variants import MODEL_TYPES, REFUSED_TYPES, RENAME, TINY, VARIANTS
 
 NNROSETTA_CONTRACT = 2
 
@@ -20,7 +20,7 @@ __all__ = ["LLAMA", "MODEL_TYPES", "NNROSETTA_CONTRACT", "register_adapters"]
 
 LLAMA = Adapter(
     name="llama",
-    model_types=MODEL_TYPES,
+    model_types=MODEL_TYPES + REFUSED_TYPES,
     rename=RENAME,
     # Emu3's AutoModelForCausalLM is its text model, whose config type ("emu3_text_model") has no
     # causal-LM class of its own to build a tiny model from; the class claims it.

@@ -67,6 +67,9 @@ MODEL_TYPES = (
     "got_ocr2",
 )
 
+#: Claimed only to be refused at load with the reason in their variant (no tiny model is built for them).
+REFUSED_TYPES = ("mllama",)
+
 RENAME = {
     "model.embed_tokens": "embed_tokens",
     "model.layers": "layers",
@@ -344,5 +347,14 @@ VARIANTS = {
                           "num_res_blocks": 1, "attn_resolutions": [], "codebook_size": 16, "latent_channels": 8},
         },
         notes="text model (Emu3ForCausalLM); image generation and understanding go through HuggingFace unchanged",
+    ),
+    "mllama": Variant(
+        unsupported=(
+            "every layer listed in text_config.cross_attention_layers is a MllamaCrossAttentionDecoderLayer with "
+            "`cross_attn` (keys and values from the image states, tanh-gated by cross_attn_attn_gate / "
+            "cross_attn_mlp_gate) and no `self_attn`, and MllamaTextModel skips those layers entirely when no image "
+            "is given; a layer list where some layers have no self-attention and are identity on text cannot carry "
+            "the standard layers/self_attn meaning"
+        ),
     ),
 }
