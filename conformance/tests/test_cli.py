@@ -190,3 +190,20 @@ def test_adapters_lists_each_type_with_what_its_variant_changes(capsys) -> None:
     assert not types["c"]["served"] and types["c"]["refused"] == "c cannot be served: no layers"
     lines = adapters_command._variant_lines(family)
     assert lines == {"b": "b differs", "c": "refused: c cannot be served: no layers"}
+
+
+def test_adapters_reports_each_broken_plugin_on_one_line(tmp_path, capsys, monkeypatch) -> None:
+    import argparse
+
+    from plugin_fixtures import adapter_plugin, make_distribution
+
+    from nnrosetta import Registry
+    from nnrosetta.cli import adapters as adapters_command
+
+    monkeypatch.setenv("COLUMNS", "80")
+    make_distribution(tmp_path, "nnrosetta-good", "1.0", {"good": adapter_plugin("good", ("goodtype",))})
+    make_distribution(tmp_path, "nnrosetta-faulty", "0.1", {"faulty": "import a_module_that_does_not_exist\n"})
+    assert adapters_command.run(argparse.Namespace(json=False), Registry(search_path=[str(tmp_path)])) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if "faulty" in line]
+    assert len(lines) == 1 and lines[0].startswith("broken plugin: faulty (nnrosetta-faulty 0.1): import of entry")
+    assert "ModuleNotFoundError" in lines[0]

@@ -126,8 +126,9 @@ def run(args: argparse.Namespace, registry: Registry | None = None) -> int:
         out.print(Text.assemble(("conflict: ", "yellow"), f"adapter name {name} is declared by {' and '.join(plugins)}; neither is served"))
     for broken in data["broken"]:
         out.print()
-        out.print(Text.assemble(("broken plugin: ", "red"), f"{broken['name']} ({broken['distribution']} {broken['version']})"))
-        out.print(_fields({"error": broken["error"]}))
+        # One line per broken plugin (soft-wrapped by the terminal, never split by us).
+        line = f"{broken['name']} ({broken['distribution']} {broken['version']}): {' '.join(broken['error'].split())}"
+        out.print(Text.assemble(("broken plugin: ", "red"), line), soft_wrap=True)
     if not data["autoload"]:
         out.print()
         out.print("Plugin autoloading is off (NNROSETTA_DISABLE_PLUGIN_AUTOLOAD).")
