@@ -15,12 +15,15 @@ full-attention layers only, ``mixers_*[i]`` on every layer.
 from __future__ import annotations
 
 from nnrosetta import Adapter, MoESpec, Variant, conventions, hookimpl
-from nnrosetta.layer_kinds import ATTENTION, LINEAR_ATTENTION, LayerKinds, from_config
+from nnrosetta.layer_kinds import ATTENTION, LINEAR_ATTENTION, SLIDING_ATTENTION, LayerKinds, from_config
 
 NNROSETTA_CONTRACT = 2
 
 GATED_DELTA_HYBRID = LayerKinds(
-    kinds=from_config("layer_types", {"full_attention": ATTENTION, "linear_attention": LINEAR_ATTENTION}),
+    kinds=from_config(
+        "layer_types",
+        {"full_attention": ATTENTION, "sliding_attention": SLIDING_ATTENTION, "linear_attention": LINEAR_ATTENTION},
+    ),
     mixers={LINEAR_ATTENTION: "linear_attn"},
 )
 
@@ -51,7 +54,7 @@ def _multimodal(text: dict) -> dict:
 
 QWEN3_NEXT = Adapter(
     name="qwen3_next",
-    model_types=("qwen3_next", "qwen3_5_text", "qwen3_5", "qwen3_5_moe_text", "qwen3_5_moe"),
+    model_types=("qwen3_next", "qwen3_5_text", "qwen3_5", "qwen3_5_moe_text", "qwen3_5_moe", "lara_mini"),
     rename={"model.embed_tokens": "embed_tokens", "model.layers": "layers", "model.norm": "ln_final"},
     layer_kinds=GATED_DELTA_HYBRID,
     attention=conventions.ATTENTION,
@@ -60,6 +63,11 @@ QWEN3_NEXT = Adapter(
     tiny_config=TEXT,
     variants={
         "qwen3_next": Variant(tiny_config=MOE),
+        "lara_mini": Variant(
+            tiny_config={**MOE, "layer_types": ["linear_attention", "sliding_attention", "linear_attention",
+                                                "full_attention"], "sliding_window": 4},
+            notes="Qwen3-Next tree; ungated shared expert, float32 router; full-attention layers NoPE",
+        ),
         "qwen3_5_moe_text": Variant(tiny_config=MOE),
         "qwen3_5_text": Variant(moe=None, notes="dense MLP"),
         "qwen3_5": Variant(moe=None, tiny_config=_multimodal(TEXT), notes="multimodal config: the text model's causal LM"),
