@@ -32,6 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--all-tiny", action="store_true", help="check a tiny model of every type installed plugins claim")
     parser.add_argument("--adapter", metavar="NAME", help="force this adapter (with --all-tiny: only its types)")
     parser.add_argument("--checks", metavar="A,B", help="comma-separated check names (default: all)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="leave out the costliest checks (write_effect, sublayer_locality, gradients, generation): for very large models",
+    )
     parser.add_argument("--json", metavar="FILE", help="write the report as JSON, with the versions it ran on")
     parser.add_argument("--markdown", metavar="FILE", help="write the compatibility matrix as markdown")
 
@@ -47,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
             "see `nnrosetta check --help`."
         )
     names = args.checks.split(",") if args.checks is not None else None
-    selected = select_checks(names)
+    selected = select_checks(names, quick=args.quick)
     writable_file(args.json, "--json")
     writable_file(args.markdown, "--markdown")
     from nnrosetta.registry import default_registry
@@ -104,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _shown_arguments(args: argparse.Namespace) -> list[str]:
     shown = [args.target] if args.target else ["--all-tiny"]
+    if getattr(args, "quick", False):
+        shown.append("--quick")
     for option in ("adapter", "checks"):
         if getattr(args, option):
             shown += [f"--{option}", getattr(args, option)]

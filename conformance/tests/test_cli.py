@@ -207,3 +207,14 @@ def test_adapters_reports_each_broken_plugin_on_one_line(tmp_path, capsys, monke
     lines = [line for line in capsys.readouterr().out.splitlines() if "faulty" in line]
     assert len(lines) == 1 and lines[0].startswith("broken plugin: faulty (nnrosetta-faulty 0.1): import of entry")
     assert "ModuleNotFoundError" in lines[0]
+
+
+def test_check_quick_leaves_out_the_costliest_checks(tmp_path, capsys) -> None:
+    from nnrosetta_conformance.runner import QUICK_LEAVES_OUT
+
+    report = tmp_path / "quick.json"
+    assert main(["check", "tiny:llama", "--quick", "--json", str(report)]) == 0
+    data = json.loads(report.read_text())
+    ran = {result["name"] for entry in data.get("reports", [data]) for result in entry["results"]}
+    assert ran and not ran & set(QUICK_LEAVES_OUT)
+    assert {"fidelity", "residual_sum", "final_norm"} <= ran
