@@ -17,13 +17,20 @@ from pathlib import Path
 from plugin_fixtures import adapter_plugin, make_distribution
 
 ROOT = Path(__file__).resolve().parents[2]
-THROWAWAY_TYPE = "fuyu"
+
+
+def _unclaimed_type() -> str:
+    """A transformers causal-LM type no installed plugin claims (a made-up one once every type is claimed)."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    from nnrosetta import default_registry
+
+    claimed = default_registry().claims()
+    return next((t for t in sorted(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES) if t not in claimed), "thirdparty_arch")
 
 
 def test_the_projects_tests_pass_with_a_third_party_plugin_installed(tmp_path: Path) -> None:
-    from nnrosetta import default_registry
-
-    assert THROWAWAY_TYPE not in default_registry().claims(), "pick a type the project does not claim"
+    THROWAWAY_TYPE = _unclaimed_type()
     site = make_distribution(
         tmp_path / "site", "nnrosetta-thirdparty", "1.0", {"thirdparty": adapter_plugin("thirdparty", (THROWAWAY_TYPE,))}
     )
@@ -35,7 +42,7 @@ def test_the_projects_tests_pass_with_a_third_party_plugin_installed(tmp_path: P
     )
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-2000:]
     check = subprocess.run(
-        [sys.executable, "-c", "from nnrosetta import default_registry as r; print(r().resolve('fuyu').plugin)"],
+        [sys.executable, "-c", f"from nnrosetta import default_registry as r; print(r().resolve({THROWAWAY_TYPE!r}).plugin)"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
     )
     assert check.stdout.strip() == "nnrosetta-thirdparty 1.0", check.stdout + check.stderr
