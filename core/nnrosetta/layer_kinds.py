@@ -263,16 +263,10 @@ def served_accessors(model: "StandardizedTransformer", layer: int, names: Sequen
 
 def check_kind_structure(model: "StandardizedTransformer") -> None:
     """Every layer's declared kind resolves: its mixer and MLP paths exist (else `RenamingError`)."""
-    from .validation import ROOT_MODULES, _adapter_label, _has, _has_path, _native_children
+    from .validation import _adapter_label, _has_path, _native_children, check_root_modules
 
     adapter = model.adapter
-    missing = [name for name in ROOT_MODULES if name not in adapter.absent and not _has(model, name)]
-    if missing:
-        raise RenamingError(
-            f"{_adapter_label(model)} leaves standard module(s) {', '.join(missing)} unresolved on "
-            f"{type(model._module).__name__}; its rename map is {dict(adapter.rename)}; the model's top-level "
-            f"children are: {_native_children(model)}. Fix the adapter's rename map."
-        )
+    check_root_modules(model)
     kinds = declared_kinds(model)
     spec = adapter.layer_kinds
     for index, kind in enumerate(kinds):

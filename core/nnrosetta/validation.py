@@ -36,17 +36,23 @@ def _native_children(envoy) -> str:
     return ", ".join(name for name, _ in envoy._module.named_children()) or "(none)"
 
 
-def check_structure(model: "StandardizedTransformer") -> None:
-    """Every standard module resolves and the layer count matches the config."""
+def check_root_modules(model: "StandardizedTransformer") -> None:
+    """Every standard root module the adapter does not declare absent resolves (else `RenamingError`)."""
     adapter = model.adapter
     missing = [name for name in ROOT_MODULES if name not in adapter.absent and not _has(model, name)]
     if missing:
         raise RenamingError(
             f"{_adapter_label(model)} leaves standard module(s) {', '.join(missing)} unresolved on "
-            f"{type(model._module).__name__}; its rename map is {dict(model.adapter.rename)}; the model's "
+            f"{type(model._module).__name__}; its rename map is {dict(adapter.rename)}; the model's "
             f"top-level children are: {_native_children(model)}. Fix the adapter's rename map "
             f"or pass adapter='<name>' for a family whose module tree matches."
         )
+
+
+def check_structure(model: "StandardizedTransformer") -> None:
+    """Every standard module resolves and the layer count matches the config."""
+    adapter = model.adapter
+    check_root_modules(model)
     count = len(model.layers)
     expected = getattr(model.config, model.adapter.config_keys.num_layers, None)
     if expected is not None and count != expected:
