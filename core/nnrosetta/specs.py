@@ -289,21 +289,97 @@ RESIDUAL_KINDS = {
 
 
 @dataclass(frozen=True)
+class LayerTensor:
+    """A parameter or buffer of the layer, by dotted path from it (``"input_residual"``, ``"attention.dense_bias"``).
+
+    As a residual scale it multiplies (broadcast) the value it scales; as a residual term it is
+    added. Where the attribute is None on a layer (a bias only the last layer has), the scale is
+    1 and the term 0 there; where the layer has no such attribute, the declaration is wrong.
+    """
+
+    path: str
+
+    def problems(self) -> list[str]:
+        return [] if isinstance(self.path, str) and self.path else [f"LayerTensor path must be non-empty, got {self.path!r}"]
+
+
+#: A factor in a residual add: None (1), a number, a config key (dotted), a `LayerTensor`,
+#: or ``(config, layer_index) -> float`` where it depends on the layer's depth.
+Scale = Union[None, float, str, LayerTensor, Callable[["PretrainedConfig", int], float]]
+#: Something a layer adds to the residual stream beside a standard sublayer: a module's output
+#: (path from the layer, ``"shared_mlp"``) or a parameter or buffer (`LayerTensor`).
+Term = Union[str, LayerTensor]
+
+_SCALE_FIELDS = ("attention_skip", "mlp_skip", "attention_scale", "mlp_scale", "output_scale")
+_TERM_FIELDS = ("attention_terms", "mlp_terms", "layer_terms")
+
+
+def _scale_problems(name: str, value: object) -> list[str]:
+    if value is None or callable(value) or (isinstance(value, str) and value):
+        return []
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return []
+    if isinstance(value, LayerTensor):
+        return [f"`{name}`: {problem}" for problem in value.problems()]
+    return [f"`{name}` must be a number, a config key, a LayerTensor or (config, layer_index) -> float, got {value!r}"]
+
+
+def _term_problems(name: str, value: object) -> list[str]:
+    if not isinstance(value, tuple):
+        return [f"`{name}` must be a tuple of module paths or LayerTensors, got {value!r}"]
+    found = []
+    for term in value:
+        if isinstance(term, LayerTensor):
+            found += [f"`{name}`: {problem}" for problem in term.problems()]
+        elif not (isinstance(term, str) and term):
+            found.append(f"`{name}` holds {term!r}; each term is a module path from the layer or a LayerTensor")
+    return found
+
+
+@dataclass(frozen=True)
 class Residual:
     """How each layer adds its attention and MLP outputs to the residual stream.
 
-    The conformance suite checks this against the live model: for ``sequential`` and
-    ``parallel`` ``layers_output[i] == layers_input[i] + attentions_output[i] +
-    mlps_output[i]`` (times ``scale_key``'s value where the family multiplies each
-    sublayer output); for ``sandwich`` the same through the two post-norms (paths
-    from the layer). ``post_norm`` adds nothing as is, so only the sublayers'
-    token-mixing properties are checked.
+    The conformance suite (``residual_sum``) checks this against the live model. For
+    ``sequential`` and ``sandwich`` layers, with ``A`` the attention's output and ``M`` the MLP's
+    (each after its post norm for a sandwich)::
+
+        h = attention_skip * layers_input + attention_scale * (A + sum(attention_terms))
+        h = mlp_skip * h + mlp_scale * (M + sum(mlp_terms))
+        layers_output = output_scale * (h + sum(layer_terms))
+
+    and for ``parallel`` layers ``h = attention_skip * layers_input + attention_scale * (A + ...)
+    + mlp_scale * (M + ...)``, then the same last line. ``post_norm`` adds nothing as is, so only
+    the sublayers' token-mixing properties are checked. Every factor left None is 1.
+
+    Fields:
+        kind: one of `RESIDUAL_KINDS`.
+        attention_post_norm, mlp_post_norm: a sandwich's post norms (paths from the layer).
+        scale_key: config key (or ``(config) -> float``) of one factor on both sublayers' outputs
+            (Granite's ``residual_multiplier``); declare it or the per-sublayer scales, not both.
+        attention_skip, mlp_skip: a `Scale` on the stream itself before each sublayer's add
+            (Doge's learned ``LayerTensor("input_residual")``, a depth-scaled residual).
+        attention_scale, mlp_scale: a `Scale` on what each sublayer adds, where the two differ
+            or depend on the layer.
+        attention_terms, mlp_terms: `Term`s the layer adds together with that sublayer's output,
+            inside its scale: a shared MLP beside the routed block (``"shared_mlp"``), a bias the
+            attention returns for the layer to add (``LayerTensor("attention.dense_bias")``).
+        layer_terms: `Term`s added after the MLP's add (a third branch: ``"post_per_layer_input_norm"``).
+        output_scale: a `Scale` on the layer's whole sum (``LayerTensor("layer_scalar")``).
     """
 
     kind: str = "sequential"
     attention_post_norm: Optional[str] = None
     mlp_post_norm: Optional[str] = None
     scale_key: Optional[str] = None
+    attention_skip: Scale = None
+    mlp_skip: Scale = None
+    attention_scale: Scale = None
+    mlp_scale: Scale = None
+    attention_terms: tuple[Term, ...] = ()
+    mlp_terms: tuple[Term, ...] = ()
+    layer_terms: tuple[Term, ...] = ()
+    output_scale: Scale = None
 
     def problems(self) -> list[str]:
         found = []
@@ -311,4 +387,26 @@ class Residual:
             found.append(f"residual kind must be one of {', '.join(RESIDUAL_KINDS)}, got {self.kind!r}")
         if self.kind == "sandwich" and not (self.attention_post_norm and self.mlp_post_norm):
             found.append("a sandwich residual names `attention_post_norm` and `mlp_post_norm` (paths from the layer)")
+        for name in _SCALE_FIELDS:
+            found += _scale_problems(name, getattr(self, name))
+        for name in _TERM_FIELDS:
+            found += _term_problems(name, getattr(self, name))
+        if self.scale_key is not None and (self.attention_scale is not None or self.mlp_scale is not None):
+            found.append("declare `scale_key` (one factor on both sublayers) or `attention_scale`/`mlp_scale`, not both")
+        if self.kind == "parallel" and self.mlp_skip is not None:
+            found.append("a parallel residual adds both sublayers to one stream: declare its skip scale as `attention_skip`")
+        if self.kind == "post_norm" and self.adds_more:
+            found.append("a post_norm residual adds nothing as is: skip scales, sublayer scales and terms do not apply")
         return found
+
+    @property
+    def adds_more(self) -> bool:
+        """Whether the layer's sum has more than its two sublayers' outputs, each times `scale_key`."""
+        return any(getattr(self, name) is not None for name in _SCALE_FIELDS) or any(
+            getattr(self, name) for name in _TERM_FIELDS
+        )
+
+    @property
+    def module_terms(self) -> tuple[str, ...]:
+        """The terms that are module outputs (read in a trace), in forward order of their fields."""
+        return tuple(term for name in _TERM_FIELDS for term in getattr(self, name) if isinstance(term, str))

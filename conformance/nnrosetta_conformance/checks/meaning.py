@@ -16,12 +16,14 @@ These checks read what the live model computes:
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 import torch
 
 from nnrosetta.accessors import module_at, sublayer_site
 from nnrosetta.layer_kinds import softmax_layers
+from nnrosetta.specs import LayerTensor
 
 from .base import CheckSkipped, check, current_probe, expect, model_device, where_differs
 from .core import clean_logits, plain_reads
@@ -67,10 +69,7 @@ def residual_sum(model: "StandardizedTransformer") -> None:
         raise CheckSkipped("the adapter declares post-norm layers (Residual(kind='post_norm')): nothing is added as is")
     if not _has_mlp(model):
         raise CheckSkipped(f"the adapter declares no MLP ({model.adapter.absent['mlp']})")
-    scale = 1.0
-    if residual.scale_key is not None:
-        scale = float(model._config_value(residual.scale_key))
-    reads = plain_reads(model) if residual.kind != "sandwich" else None
+    reads = plain_reads(model) if residual.kind != "sandwich" and not residual.module_terms else None
     if reads is not None:  # the suite's shared plain trace holds every value a sequential sum needs
         saved = [{key: reads[f"{name}[{index}]"] for key, name in SUM_TERMS.items()} for index in range(model.num_layers)]
     else:
@@ -82,42 +81,121 @@ def residual_sum(model: "StandardizedTransformer") -> None:
                 seen = values[f"{name}_norm_input"]
                 if seen.shape != values[name].shape or not torch.equal(seen, values[name]):
                     problems.append(f"layer {index}: `{norm}` does not read {name}s_output[{index}]")
-            attention, mlp = values["attention_added"], values["mlp_added"]
-        else:
-            attention, mlp = values["attention"], values["mlp"]
-        expected = values["input"] + scale * attention + scale * mlp
+            values = {**values, "attention": values["attention_added"], "mlp": values["mlp_added"]}
+        try:
+            expected = _declared_sum(model, index, residual, values)
+        except LookupError as error:
+            problems.append(f"layer {index}: {error}")
+            continue
         difference = float((expected - values["output"]).abs().max())
         tolerance = _tolerance(expected, values["output"])
         if difference > tolerance:
             problems.append(
-                f"layer {index}: layers_output differs from layers_input + attentions_output + mlps_output "
-                f"({where_differs(expected, values['output'])}, tolerance {tolerance:.3g})"
+                f"layer {index}: layers_output differs from the declared sum of layers_input, attentions_output "
+                f"and mlps_output ({where_differs(expected, values['output'])}, tolerance {tolerance:.3g})"
             )
-    form = f"Residual(kind={residual.kind!r}" + (f", scale_key={residual.scale_key!r}" if residual.scale_key else "") + ")"
     expect(
         not problems,
-        f"with the declared {form}, each layer should add exactly its sublayers' outputs to the residual stream: "
-        + "; ".join(problems)
-        + ". Either `self_attn`/`mlp` name modules whose outputs are not what the layer adds (a norm, a "
-        "projection inside the sublayer), or the declared residual form is wrong.",
+        f"with the declared {_form(residual)}, each layer should add exactly its sublayers' outputs (and the "
+        "declared scales and terms) to the residual stream: " + "; ".join(problems) + ". Either `self_attn`/`mlp` "
+        "name modules whose outputs are not what the layer adds (a norm, a projection inside the sublayer), or "
+        "the declared residual form is wrong.",
     )
 
 
+def _form(residual: "Residual") -> str:
+    """The declaration as written: its kind and every field set away from its default."""
+    changed = [
+        f"{item.name}={getattr(residual, item.name)!r}"
+        for item in dataclasses.fields(residual)
+        if item.name != "kind" and getattr(residual, item.name) != item.default
+    ]
+    return f"Residual({', '.join([f'kind={residual.kind!r}'] + changed)})"
+
+
+def _layer_attribute(model: "StandardizedTransformer", index: int, path: str) -> object:
+    """The layer's attribute at a dotted path (a module, a parameter, a buffer); None where the layer lacks it."""
+    value: object = model.layers[index]._module
+    for part in path.split("."):
+        value = getattr(value, part, None)
+        if value is None:
+            return None
+    return value
+
+
+def _scale(model: "StandardizedTransformer", index: int, scale: object, name: str) -> object:
+    """A declared `Scale` on layer ``index``: None (1), a float, or the layer's tensor."""
+    if scale is None or isinstance(scale, (int, float)):
+        return scale
+    if isinstance(scale, LayerTensor):
+        value = _layer_attribute(model, index, scale.path)
+        if value is not None and not isinstance(value, torch.Tensor):
+            raise LookupError(f"`{name}` names {scale.path!r}, which is a {type(value).__name__}, not a tensor")
+        return None if value is None else value.detach()
+    value = scale(model.config, index) if callable(scale) else model._config_value(scale)
+    if value is None:
+        raise LookupError(f"`{name}` reads config key {scale!r}, which the config does not have")
+    return float(value)
+
+
+def _times(value: torch.Tensor, scale: object) -> torch.Tensor:
+    return value if scale is None else value * scale
+
+
+def _plus_terms(model: "StandardizedTransformer", index: int, value: torch.Tensor, terms: tuple, read: dict) -> torch.Tensor:
+    """``value`` plus each declared term present on the layer, in the declared order."""
+    for term in terms:
+        added = read.get(term) if isinstance(term, str) else _layer_attribute(model, index, term.path)
+        if added is not None:
+            value = value + added
+    return value
+
+
+def _declared_sum(model: "StandardizedTransformer", index: int, residual: "Residual", values: dict) -> torch.Tensor:
+    """What `Residual` says layer ``index`` outputs, in its order of operations (see `Residual`)."""
+    read = values.get("terms", {})
+    if residual.scale_key is not None:  # one config factor on both sublayers
+        attention_scale = mlp_scale = float(model._config_value(residual.scale_key))
+    else:
+        attention_scale = _scale(model, index, residual.attention_scale, "attention_scale")
+        mlp_scale = _scale(model, index, residual.mlp_scale, "mlp_scale")
+    attention = _times(_plus_terms(model, index, values["attention"], residual.attention_terms, read), attention_scale)
+    mlp = _times(_plus_terms(model, index, values["mlp"], residual.mlp_terms, read), mlp_scale)
+    stream = _times(values["input"], _scale(model, index, residual.attention_skip, "attention_skip")) + attention
+    if residual.kind == "parallel":
+        stream = stream + mlp
+    else:
+        stream = _times(stream, _scale(model, index, residual.mlp_skip, "mlp_skip")) + mlp
+    stream = _plus_terms(model, index, stream, residual.layer_terms, read)
+    return _times(stream, _scale(model, index, residual.output_scale, "output_scale"))
+
+
 def _traced_sum_terms(model: "StandardizedTransformer", residual: Residual) -> list[dict[str, torch.Tensor]]:
-    """Per layer, from one trace: its input, its sublayers' outputs (and the sandwich norms' input and output), its output."""
+    """Per layer, from one trace: its input, its sublayers' outputs (the sandwich norms' input and output,
+    the declared module terms the layer has), its output."""
     saved: list[dict[str, torch.Tensor]] = []
+    present = [
+        {term for term in residual.module_terms if _layer_attribute(model, index, term) is not None}
+        for index in range(model.num_layers)
+    ]
     with torch.no_grad(), model.trace(current_probe(model).inputs(model_device(model))):
         for index in range(model.num_layers):
+            layer = model.layers[index]
+            terms = {}
             values = {"input": model.layers_input[index].save(), "attention": model.attentions_output[index].save()}
             if residual.kind == "sandwich":
-                layer = model.layers[index]
                 values["attention_norm_input"] = module_at(layer, residual.attention_post_norm).input.save()
                 values["attention_added"] = module_at(layer, residual.attention_post_norm).output.save()
+            for term in (t for t in residual.attention_terms if t in present[index]):
+                terms[term] = module_at(layer, term).output.save()
             values["mlp"] = model.mlps_output[index].save()
             if residual.kind == "sandwich":
                 values["mlp_norm_input"] = module_at(layer, residual.mlp_post_norm).input.save()
                 values["mlp_added"] = module_at(layer, residual.mlp_post_norm).output.save()
+            for term in (t for t in residual.mlp_terms + residual.layer_terms if t in present[index]):
+                terms[term] = module_at(layer, term).output.save()
             values["output"] = model.layers_output[index].save()
+            values["terms"] = terms
             saved.append(values)
     return saved
 

@@ -7,9 +7,10 @@
 - muP: layer 0 reads ``embed_tokens`` times ``embedding_multiplier``; each sublayer's
   output is added times ``residual_multiplier``; logits are divided by ``logits_scaling``.
 - granitemoeshared / granitemoe_swa with ``shared_intermediate_size > 0``: the layer adds
-  ``block_sparse_moe(h) + shared_mlp(h)``; no module outputs that sum, so ``mlps_output[i]``
-  is the routed block alone, ``shared_experts_output`` is not served (``shared_mlp`` is the
-  block's sibling), and the residual sum is declared broken with that reason.
+  ``(block_sparse_moe(h) + shared_mlp(h)) * residual_multiplier``; no module outputs that sum,
+  so ``mlps_output[i]`` is the routed block alone, ``shared_experts_output`` is not served
+  (``shared_mlp`` is the block's sibling), and the residual declares ``shared_mlp`` a term of
+  the MLP's add (``mlp_terms``; absent on layers without one, as in plain Granite MoE).
 """
 
 from __future__ import annotations
@@ -48,11 +49,11 @@ TINY = {
     **MULTIPLIERS,
 }
 
-SHARED_MLP_BROKEN = {
-    "residual_sum": "the layer adds block_sparse_moe(h) + shared_mlp(h) and no module outputs that sum; "
-    "mlps_output[i] is the routed block alone, so layers_input + attentions_output + mlps_output misses "
-    "the shared MLP",
-}
+#: The layer adds (block_sparse_moe(h) + shared_mlp(h)) * residual_multiplier; no module outputs that sum.
+SHARED_MLP_NOTES = (
+    "mlps_output[i] is the routed block alone; the layer adds it together with its sibling shared_mlp "
+    "(a residual term of the MLP's add), both times residual_multiplier"
+)
 
 GRANITE_SWA_ATTENTION = AttentionSpec(probabilities=Inside(conventions.ATTENTION_CALL, Called("F.dropout")))
 
@@ -64,19 +65,17 @@ GRANITEMOE = Adapter(
     attention=conventions.ATTENTION,
     heads=conventions.HEADS,
     moe=MoESpec(router="router", normalize_top_k=True),
-    residual=Residual(scale_key="residual_multiplier"),
+    residual=Residual(scale_key="residual_multiplier", mlp_terms=("shared_mlp",)),
     final_projection=divided_by_logits_scaling,
     tiny_config=TINY,
     variants={
-        "granitemoeshared": Variant(tiny_config={"shared_intermediate_size": 16}, known_broken=SHARED_MLP_BROKEN,
-                                    notes=SHARED_MLP_BROKEN["residual_sum"]),
+        "granitemoeshared": Variant(tiny_config={"shared_intermediate_size": 16}, notes=SHARED_MLP_NOTES),
         "granitemoe_swa": Variant(
             attention=GRANITE_SWA_ATTENTION,
             tiny_config={"shared_intermediate_size": 16, "sliding_window": 4,
                          "layer_types": ["full_attention", "sliding_attention"]},
-            known_broken=SHARED_MLP_BROKEN,
             notes="per-layer sliding windows; attention_probabilities[i] is the softmax over real keys, each "
-            "query's output then scaled by its learned sink; " + SHARED_MLP_BROKEN["residual_sum"],
+            "query's output then scaled by its learned sink; " + SHARED_MLP_NOTES,
         ),
     },
     description="Granite MoE: block_sparse_moe as mlp (router -> (logits, weights, indices), fused experts), muP.",
