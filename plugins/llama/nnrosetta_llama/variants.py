@@ -65,6 +65,8 @@ MODEL_TYPES = (
     "youtu",
     # Image-text models whose language model is a Llama-tree decoder at model.language_model.
     "got_ocr2",
+    # Phi-3's decoder (fused qkv_proj / gate_up_proj) with image and audio embedders beside embed_tokens.
+    "phi4_multimodal",
 )
 
 #: Claimed only to be refused at load with the reason in their variant (no tiny model is built for them).
@@ -337,6 +339,20 @@ VARIANTS = {
                       for name in ("heads", "attention_patterns")},
         notes="OCR image-text model, text path: the Qwen2 decoder at model.language_model; image features "
         "enter through HuggingFace unchanged; attention probabilities need the decoder loaded eager",
+    ),
+    "phi4_multimodal": Variant(
+        tiny_config={
+            "partial_rotary_factor": 0.5,
+            # The image and audio encoders shrunk (one block each) only so the model is cheap to build.
+            "vision_config": {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
+                              "num_attention_heads": 2, "image_size": 28, "patch_size": 14, "crop_size": 28},
+            "audio_config": {"hidden_size": 16, "intermediate_size": 32, "num_blocks": 1, "num_attention_heads": 2,
+                             "ext_pw_out_channel": 16, "depthwise_separable_out_channel": 16,
+                             "nemo_conv_channels": 16},
+        },
+        notes="text path: Phi-3's decoder in Llama's tree; model.embed_tokens_extend replaces image/audio token "
+        "embeddings only when pixel or audio features are given, so token_embeddings is embed_tokens' output "
+        "and, on text, layer 0's input",
     ),
     "emu3": Variant(
         tiny_config={
