@@ -11,7 +11,7 @@ and reads or replaces the value the family's own code then multiplies the values
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator, Optional
 
 import torch
 
@@ -98,6 +98,34 @@ def attention_module(model: "StandardizedTransformer", layer: int, spec: Any) ->
     if getattr(spec, "module", None):
         return module_at(envoy, spec.module)
     return envoy.self_attn
+
+
+def sink_logits(model: "StandardizedTransformer", layer: int) -> Optional[torch.Tensor]:
+    """Layer ``layer``'s per-head sink logits (num_heads,) as `AttentionSpec.sinks` declares them.
+
+    None where the adapter declares no sinks, or where the layer's attribute is None
+    (a layer without sinks). A declared path the module lacks is a wrong declaration.
+    """
+    spec = model.adapter.attention
+    if spec is None or spec.sinks is None:
+        return None
+    index = normalize_index(layer, model.num_layers, "layer", "num_layers")
+    owner: Any = attention_module(model, index, spec)._module
+    for part in spec.sinks.split("."):
+        if not hasattr(owner, part):
+            raise CapabilityError(
+                f"{describe_adapter(model.adapter)} declares attention sinks at `{spec.sinks}` of layer {index}'s "
+                f"attention ({type(attention_module(model, index, spec)._module).__name__}), but it has no "
+                f"attribute `{part}` there. Fix `AttentionSpec.sinks` (a parameter path from the attention "
+                f"module), or drop it where the family has no sinks."
+            )
+        owner = getattr(owner, part)
+    if owner is not None and not isinstance(owner, torch.Tensor):
+        raise CapabilityError(
+            f"{describe_adapter(model.adapter)} declares attention sinks at `{spec.sinks}`, but layer {index}'s "
+            f"value there is a {type(owner).__name__}, not a tensor of per-head logits. Fix `AttentionSpec.sinks`."
+        )
+    return owner
 
 
 def describe_adapter(adapter: "Adapter") -> str:

@@ -69,17 +69,27 @@ class AttentionSpec:
             ``attention.self``); None means ``self_attn``.
         flat_heads: the value is stored as (batch * heads, q, k); it is served as
             (batch, heads, q, k) and written back flat.
+        sinks: attention sinks: the path from the attention module (``module``, else
+            ``self_attn``) to its (num_heads,) parameter of per-head sink logits, each of
+            which joins every softmax row as one more column that attends to nothing and
+            is dropped after the softmax. The probabilities are then the key columns only
+            (what HuggingFace eager returns) and a row sums to 1 minus the sink's share,
+            ``exp(s) / (exp(s) + sum_j exp(score_j))``. A layer whose attribute is None has
+            no sink, and its rows sum to 1. None: no sinks anywhere.
     """
 
     probabilities: Point
     refuse: Optional[Refusal] = None
     module: Optional[str] = None
     flat_heads: bool = False
+    sinks: Optional[str] = None
 
     def problems(self) -> list[str]:
         found = points.problems(self.probabilities, "probabilities") + _refusal_problems(self.refuse)
         if self.module is not None and (not isinstance(self.module, str) or not self.module):
             found.append(f"`module` must be a module path from the layer, got {self.module!r}")
+        if self.sinks is not None and (not isinstance(self.sinks, str) or not self.sinks):
+            found.append(f"`sinks` must be a parameter path from the attention module, got {self.sinks!r}")
         return found
 
 

@@ -8,16 +8,18 @@ implementation for their duration (same weights) and switch it back.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import contextlib
+from typing import TYPE_CHECKING, Iterator, Optional
 
 import torch
 
-from nnrosetta.attention import attention_implementation
+from nnrosetta.attention import attention_implementation, sink_logits
 from nnrosetta.capabilities import Capability
+from nnrosetta.errors import CapabilityError
 from nnrosetta.heads import attention_call, output_projection
 from nnrosetta.layer_kinds import softmax_layers
 
-from .base import CheckSkipped, Probe, check, current_probe, expect, model_device, where_differs
+from .base import CheckFailure, CheckSkipped, Probe, check, current_probe, expect, model_device, where_differs
 
 if TYPE_CHECKING:
     from nnrosetta.model import StandardizedTransformer
@@ -112,12 +114,7 @@ def attention_probabilities(model: "StandardizedTransformer") -> None:
                 f"(batch, num_heads, q, k) on a ({batch}, {seq}) probe.",
             )
             probabilities = probabilities.detach().cpu()
-            sums = probabilities.float().sum(-1)
-            tolerance = ROW_SUM_ULPS * torch.finfo(probabilities.dtype).eps
-            expect(
-                torch.allclose(sums, torch.ones_like(sums), atol=tolerance, rtol=0),
-                f"{where}: rows must sum to 1, {where_differs(sums, torch.ones_like(sums))}.",
-            )
+            _rows_sum_to_one_or_less(model, index, probabilities, real_queries)
             later = (real_queries & torch.ones(seq, seq, dtype=torch.bool).triu(1)).expand_as(probabilities)
             expect(
                 bool((probabilities[later] == 0).all()),
@@ -137,6 +134,7 @@ def attention_probabilities(model: "StandardizedTransformer") -> None:
                 f"{where_differs(probabilities, hf)}. The adapter's `attention.probabilities` label points "
                 f"at another value than the one the attention uses.",
             )
+        _missing_mass_is_the_sinks(model, seen)
         layer = softmax_layers(model)[-1]
         with torch.no_grad(), model.trace(inputs):
             current = model.attention_probabilities[layer]
@@ -160,6 +158,97 @@ def attention_probabilities(model: "StandardizedTransformer") -> None:
         f"replacing attention_probabilities[{layer}] with a uniform distribution left the logits of every real "
         f"position unchanged: the write does not reach the attention's output.",
     )
+
+
+def _row_tolerance(probabilities: torch.Tensor) -> float:
+    return ROW_SUM_ULPS * torch.finfo(probabilities.dtype).eps
+
+
+def _declared_sinks(model: "StandardizedTransformer", index: int) -> Optional[torch.Tensor]:
+    """Layer ``index``'s declared sink logits, checked to be one per head (None: no sink there)."""
+    try:
+        sinks = sink_logits(model, index)
+    except CapabilityError as error:
+        raise CheckFailure(str(error)) from None
+    expect(
+        sinks is None or tuple(sinks.shape) == (model.num_heads,),
+        f"the declared attention sinks of layer {index} (`attention.sinks`) have shape "
+        f"{tuple(sinks.shape) if sinks is not None else None}, expected ({model.num_heads},): one logit per head.",
+    )
+    return sinks
+
+
+def _rows_sum_to_one_or_less(
+    model: "StandardizedTransformer", index: int, probabilities: torch.Tensor, real_queries: torch.Tensor
+) -> None:
+    """Rows sum to 1; with a declared sink, to at most 1, and to less somewhere (the sink takes a share)."""
+    where = f"attention_probabilities[{index}]"
+    sums = probabilities.float().sum(-1)
+    ones = torch.ones_like(sums)
+    tolerance = _row_tolerance(probabilities)
+    if _declared_sinks(model, index) is None:
+        expect(
+            torch.allclose(sums, ones, atol=tolerance, rtol=0),
+            f"{where}: rows must sum to 1, {where_differs(sums, ones)}"
+            + (". Where the family's softmax has a per-head sink column it drops, declare `attention.sinks`"
+               if bool((sums < 1 - tolerance).any()) else "")
+            + ".",
+        )
+        return
+    expect(
+        bool((sums <= 1 + tolerance).all()),
+        f"{where}: with attention sinks declared rows must sum to at most 1 (the sink takes the rest), "
+        f"but one sums to {float(sums.max()):.9g}.",
+    )
+    real = real_queries[..., 0].expand_as(sums)
+    expect(
+        bool((sums[real] < 1 - tolerance).any()),
+        f"{where}: attention sinks are declared (`attention.sinks`) but every real row sums to 1 "
+        f"(largest missing mass {float((1 - sums[real]).max()):.3g}): the sink takes no share here.",
+    )
+
+
+@contextlib.contextmanager
+def _sinks_removed(model: "StandardizedTransformer", layers: list[int]) -> Iterator[None]:
+    """The declared sink logits of ``layers`` set to -inf (a share of exactly 0), restored after."""
+    kept = [(sinks, sinks.detach().clone()) for sinks in (sink_logits(model, i) for i in layers) if sinks is not None]
+    try:
+        with torch.no_grad():
+            for sinks, _ in kept:
+                sinks.fill_(float("-inf"))
+        yield
+    finally:
+        with torch.no_grad():
+            for sinks, value in kept:
+                sinks.copy_(value)
+
+
+def _missing_mass_is_the_sinks(model: "StandardizedTransformer", seen: dict[int, torch.Tensor]) -> None:
+    """What a row lacks of 1 is the declared sink's share: without the sink the row is the same up to its sum.
+
+    With sink logit s and key scores a_j, p_j = exp(a_j) / (exp(s) + sum exp(a)); with the sink's
+    logit at -inf, HuggingFace's own eager code gives q_j = exp(a_j) / sum exp(a). So p_j = q_j * sum_j p_j
+    exactly when the missing mass 1 - sum_j p_j is the declared parameter's share, and not some other loss.
+    """
+    for index in [index for index in seen if _declared_sinks(model, index) is not None]:
+        # One layer at a time: without its sink a layer's output changes, and so every later layer's input.
+        with _sinks_removed(model, [index]):
+            plain = _hf_attentions(model)[index].detach().cpu()
+        with_sink = seen[index].detach().cpu()
+        tolerance = _row_tolerance(with_sink)
+        sums = plain.float().sum(-1)
+        expect(
+            torch.allclose(sums, torch.ones_like(sums), atol=tolerance, rtol=0),
+            f"attention_probabilities[{index}] with the declared sinks (`attention.sinks`) at -inf: rows must sum "
+            f"to 1, {where_differs(sums, torch.ones_like(sums))}; something besides the sink takes a share.",
+        )
+        rescaled = (plain.float() * with_sink.float().sum(-1, keepdim=True)).to(with_sink.dtype)
+        expect(
+            torch.allclose(rescaled, with_sink, atol=tolerance, rtol=0),
+            f"attention_probabilities[{index}] is not HuggingFace's probabilities without the declared sink "
+            f"(`attention.sinks`) scaled by the row's sum: {where_differs(rescaled, with_sink)}. The missing mass "
+            f"is not the share of that parameter's logit.",
+        )
 
 
 @check("heads", requires=(Capability.HEADS,))

@@ -20,7 +20,7 @@ use multi-head latent attention: attention probabilities are served, heads are n
 
 from __future__ import annotations
 
-from nnrosetta import Adapter, MoESpec, Residual, Variant, conventions, hookimpl
+from nnrosetta import Adapter, AttentionSpec, MoESpec, Residual, Variant, conventions, hookimpl
 from nnrosetta.moe_declarations import Routing
 
 NNROSETTA_CONTRACT = 2
@@ -125,10 +125,11 @@ DEEPSEEK = Adapter(
         "solar_open": Variant(),
         "mimo_v2_flash": Variant(
             heads=None,
-            known_broken={"attention_probabilities": "attention sinks on the sliding layers: HF eager drops the "
-                          "sink column, so rows sum to 1 minus the sink's share (the suite expects 1)"},
+            attention=AttentionSpec(probabilities=conventions.ATTENTION.probabilities, sinks="sinks"),
             notes="heads not served: values have their own head size v_head_dim and the sliding layers add a "
-            "per-head sink logit to every softmax; attention_probabilities[i] is HF eager's, without the sink column",
+            "per-head sink logit to every softmax; attention sinks (self_attn.sinks, None on the full-attention "
+            "layers): attention_probabilities[i] is HF eager's, without the sink column, so a sliding layer's "
+            "rows sum to 1 minus the sink's share and a full layer's to 1",
         ),
         "sarvam_moe": Variant(tiny_config={"routed_scaling_factor": 2.5, "use_qk_norm": True},
                               notes="GLM-4.5 MoE's classes (Glm4MoeForCausalLM) under its own model type"),

@@ -7,16 +7,17 @@
   interleaved, each projection has a bias, and the GLU clamps both halves
   (`clamped_swiglu`); declared as data in `EXPERT`.
 - ``mlp`` returns ``(hidden, router_scores)``; ``mlps_output[i]`` is the hidden part.
-- Attention sinks: one learned logit per head joins each softmax and is dropped after
-  it, so ``attention_probabilities[i]`` is what HF eager returns: the key columns only,
-  without the sink column, and a row sums to less than 1 (the sink takes the rest).
+- Attention sinks: one learned logit per head (``self_attn.sinks``) joins each softmax and
+  is dropped after it, so ``attention_probabilities[i]`` is what HF eager returns: the key
+  columns only, without the sink column, and a row sums to less than 1 (the sink takes the
+  rest). Declared as ``AttentionSpec(sinks="sinks")``.
 """
 
 from __future__ import annotations
 
 import torch
 
-from nnrosetta import Adapter, MoESpec, conventions, hookimpl
+from nnrosetta import Adapter, AttentionSpec, MoESpec, conventions, hookimpl
 from nnrosetta.moe_declarations import ExpertByHand
 
 NNROSETTA_CONTRACT = 2
@@ -32,9 +33,12 @@ def clamped_swiglu(experts: torch.nn.Module, gate: torch.Tensor, up: torch.Tenso
 EXPERT = ExpertByHand(transposed=True, interleaved=True, bias_suffix="_bias", activation=clamped_swiglu)
 
 SINK_NOTES = (
-    "attention sinks: attention_probabilities[i] excludes the sink column, as HF eager returns it; "
-    "rows sum to 1 minus the sink's share"
+    "attention sinks (self_attn.sinks): attention_probabilities[i] excludes the sink column, as HF eager "
+    "returns it; rows sum to 1 minus the sink's share"
 )
+
+#: Eager attention's probabilities, with the per-head sink logits at ``self_attn.sinks``.
+ATTENTION = AttentionSpec(probabilities=conventions.ATTENTION.probabilities, sinks="sinks")
 
 #: Shrunk defaults: alternating sliding and full attention kept; a small swiglu_limit so the clamp acts.
 TINY = {
@@ -56,11 +60,10 @@ GPT_OSS = Adapter(
     name="gpt_oss",
     model_types=("gpt_oss",),
     rename={"model.embed_tokens": "embed_tokens", "model.layers": "layers", "model.norm": "ln_final"},
-    attention=conventions.ATTENTION,
+    attention=ATTENTION,
     heads=None,
     moe=MoESpec(router="router", normalize_top_k=True, expert_by_hand=EXPERT),
     tiny_config=TINY,
-    known_broken={"attention_probabilities": SINK_NOTES + " (the suite expects rows summing to 1)"},
     notes=SINK_NOTES + "; heads are not served: patterns recomputed from queries and keys would miss the "
     "per-head sink logit that joins every softmax",
     description="gpt-oss: biased router, top-k then softmax, clamped interleaved SwiGLU experts, attention sinks.",

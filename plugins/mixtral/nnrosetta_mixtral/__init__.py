@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import torch
 
-from nnrosetta import Adapter, MoESpec, Residual, Variant, conventions, hookimpl
+from nnrosetta import Adapter, AttentionSpec, MoESpec, Residual, Variant, conventions, hookimpl
 from nnrosetta.moe_declarations import ExpertByHand, Routing
 
 NNROSETTA_CONTRACT = 2
@@ -200,12 +200,11 @@ MIXTRAL = Adapter(
             tiny_config={"num_experts": 4, "moe_intermediate_size": 24, "shared_expert_intermediate_size": 40,
                          "norm_topk_prob": True, "mlp_only_layers": [0],
                          "layer_types": ["full_attention", "sliding_attention"], "sliding_window": 4},
-            known_broken={"attention_probabilities": (
-                "attention sinks: HF eager drops the per-head sink column, so rows sum to 1 minus the sink's "
-                "share (the suite expects 1)")},
+            attention=AttentionSpec(probabilities=conventions.ATTENTION.probabilities, sinks="sinks"),
             notes="sigmoid routing without a score bias, renormalised (norm_topk_prob); an ungated shared expert "
             "at mlp.shared_expert is added to every token; the first mlp_only_layers are dense; attention "
-            "sinks: attention_probabilities[i] is HF eager's, without the sink column; heads not served: "
+            "sinks (self_attn.sinks, every layer): attention_probabilities[i] is HF eager's, without the sink "
+            "column, so rows sum to 1 minus the sink's share; heads not served: "
             "patterns recomputed from queries and keys would miss the per-head sink logit, and only the "
             "sliding layers apply rotary",
         ),
