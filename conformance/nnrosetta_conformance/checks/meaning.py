@@ -142,10 +142,18 @@ def _times(value: torch.Tensor, scale: object) -> torch.Tensor:
     return value if scale is None else value * scale
 
 
-def _plus_terms(model: "StandardizedTransformer", index: int, value: torch.Tensor, terms: tuple, read: dict) -> torch.Tensor:
+def _plus_terms(
+    model: "StandardizedTransformer", index: int, value: torch.Tensor, terms: tuple, read: dict
+) -> torch.Tensor:
     """``value`` plus each declared term present on the layer, in the declared order."""
     for term in terms:
-        added = read.get(term) if isinstance(term, str) else _layer_attribute(model, index, term.path)
+        if isinstance(term, LayerTensor):
+            added = _layer_attribute(model, index, term.path)
+            if added is not None and not isinstance(added, torch.Tensor):
+                raise LookupError(f"the term {term.path!r} is a {type(added).__name__}, not a tensor")
+            added = None if added is None else added.detach()
+        else:
+            added = read.get(term)
         if added is not None:
             value = value + added
     return value

@@ -40,7 +40,7 @@ import torch
 
 from typing import Optional
 
-from nnrosetta import Adapter, Residual, Variant, conventions, hookimpl
+from nnrosetta import Adapter, LayerTensor, Residual, Variant, conventions, hookimpl
 
 if TYPE_CHECKING:
     from nnrosetta import StandardizedTransformer
@@ -141,11 +141,6 @@ def refuse_gemma4_text_options(config) -> Optional[str]:
 
 #: What a Gemma 4 decoder cannot show through the generic checks (text model and image-text model alike).
 GEMMA4_KNOWN_BROKEN = {
-    "residual_sum": (
-        "a Gemma 4 layer adds a third branch after the MLP (the per-layer input: gate, times the "
-        "per-layer embedding, projection, post_per_layer_input_norm) and multiplies its output by "
-        "layer_scalar; Residual can declare the attention and MLP branches only"
-    ),
     "sublayer_locality": (
         "a kv-shared layer (the last num_kv_shared_layers) attends over the keys and values of an "
         "earlier layer of its type, so its attention output at one token does not depend on its own "
@@ -188,6 +183,12 @@ GEMMA4_UNIFIED_NOTES = (
 SANDWICH = Residual(kind="sandwich", attention_post_norm="post_attention_layernorm",
                     mlp_post_norm="post_feedforward_layernorm")
 
+#: Gemma 4: the sandwich, then a third branch (the per-layer input: gate, times the per-layer embedding,
+#: projection, post_per_layer_input_norm), and the layer's sum times its loaded `layer_scalar` buffer.
+GEMMA4_RESIDUAL = Residual(kind="sandwich", attention_post_norm="post_attention_layernorm",
+                           mlp_post_norm="post_feedforward_layernorm", layer_terms=("post_per_layer_input_norm",),
+                           output_scale=LayerTensor("layer_scalar"))
+
 #: Sliding-window layers and Gemma 2's soft-capped attention logits live in the mask and the
 #: attention function, so the convention's probabilities are the ones each layer uses.
 GEMMA = Adapter(
@@ -209,6 +210,7 @@ GEMMA = Adapter(
             notes="Gemma 2 without the post-norms: a plain pre-norm residual; soft-capped attention and logits",
         ),
         "gemma4_text": Variant(
+            residual=GEMMA4_RESIDUAL,
             heads=None,
             tiny_config=TINY_GEMMA4,
             refuse=refuse_gemma4_options,
@@ -247,6 +249,7 @@ GEMMA = Adapter(
                 "model.language_model.norm": "ln_final",
             },
             final_projection=text_softcapped_projection,
+            residual=GEMMA4_RESIDUAL,
             heads=None,
             refuse=refuse_gemma4_text_options,
             known_broken=GEMMA4_KNOWN_BROKEN,

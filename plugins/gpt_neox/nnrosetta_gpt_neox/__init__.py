@@ -27,6 +27,7 @@ from nnrosetta import (
     ConfigKeys,
     HeadsSpec,
     Inside,
+    LayerTensor,
     Residual,
     Variant,
     conventions,
@@ -86,12 +87,9 @@ JAPANESE_HEADS = HeadsSpec(
     call_arguments=(0, 1, 2, 3),
 )
 
-#: The last layer adds the attention's `dense_bias` outside the attention module.
-JAPANESE_LAST_LAYER_BIAS = (
-    "the last layer's attention returns its output projection's bias (`dense_bias`) apart from its output, "
-    "and the layer adds it to the residual stream itself: layers_output[-1] is layers_input[-1] + "
-    "attentions_output[-1] + dense_bias + mlps_output[-1], so the plain sum misses the bias on that layer"
-)
+#: The last layer's attention returns its output projection's bias (`dense_bias`, None on the other
+#: layers) apart from its output, and the layer adds it with the attention's output.
+JAPANESE_RESIDUAL = Residual(kind="sequential", attention_terms=(LayerTensor("attention.dense_bias"),))
 
 GPT_NEOX = Adapter(
     name="gpt_neox",
@@ -108,14 +106,14 @@ GPT_NEOX = Adapter(
             rename=JAPANESE_RENAME,
             attention=JAPANESE_ATTENTION,
             heads=JAPANESE_HEADS,
-            residual=Residual(kind="sequential"),
+            residual=JAPANESE_RESIDUAL,
             tiny_config={
                 "intermediate_multiple_size": 2,
                 "tie_word_embeddings": True,
                 "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 1.0},
             },
-            known_broken={"residual_sum": JAPANESE_LAST_LAYER_BIAS},
-            notes="sequential residual; attention probabilities and per-head values through its own _attn",
+            notes="sequential residual; the last layer adds its attention's dense_bias with attentions_output "
+            "(the attention returns it apart); attention probabilities and per-head values through its own _attn",
         ),
     },
     description=(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Optional
 
-from nnrosetta import AttentionSpec, Called, Inside, Residual, Variant, conventions
+from nnrosetta import AttentionSpec, Called, Inside, LayerTensor, Residual, Variant, conventions
 
 from . import projections
 
@@ -295,11 +295,10 @@ VARIANTS = {
         notes="YaRN rotary; rotated_queries[i] include Llama 4's position-dependent query scale",
     ),
     "doge": Variant(
-        known_broken={"residual_sum": (
-            "Doge scales the residual (skip) path, not the sublayer output: h = input_residual * h + attn, then "
-            "h = post_attention_residual * h + mlp, with learned per-channel vectors; Residual can declare a "
-            "config factor on the sublayer outputs only"
-        )},
+        # The skip path is scaled, not the sublayer: h = input_residual * h + attn, then
+        # h = post_attention_residual * h + mlp (learned per-channel vectors).
+        residual=Residual(attention_skip=LayerTensor("input_residual"),
+                          mlp_skip=LayerTensor("post_attention_residual")),
         tiny_config={"keep_window_size": 4},
         refuse=_moe_doge,
         notes="q/k norms; dynamic mask (value-dependent bias, top keep_window_size keys) inside the attention "

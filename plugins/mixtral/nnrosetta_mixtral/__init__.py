@@ -21,6 +21,8 @@ One family declaration; each type's variant says what differs:
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from nnrosetta import Adapter, AttentionSpec, MoESpec, Residual, Variant, conventions, hookimpl
@@ -69,6 +71,23 @@ def softcapped_projection(model, hidden: torch.Tensor) -> torch.Tensor:
         logits = torch.tanh(logits.float() / cap) * cap
     return logits
 
+
+def _beam_add(offset: int, of_skip: bool):
+    """Beam's k-th residual add (k = 2(i + 1) + offset): the stream times sqrt((k - 1) / k), the branch 1 / sqrt(k)."""
+
+    def scale(config, layer_index: int) -> float:
+        k = 2 * (layer_index + 1) + offset
+        return math.sqrt((k - 1) / k) if of_skip else 1.0 / math.sqrt(k)
+
+    return scale
+
+
+#: Beam's depth-scaled sandwich (``depth_scaled_residual_add``): the attention is add 2(i + 1), the MLP the next.
+DEPTH_SCALED_SANDWICH = Residual(
+    kind="sandwich", attention_post_norm="post_attention_layernorm", mlp_post_norm="post_feedforward_layernorm",
+    attention_skip=_beam_add(0, of_skip=True), attention_scale=_beam_add(0, of_skip=False),
+    mlp_skip=_beam_add(1, of_skip=True), mlp_scale=_beam_add(1, of_skip=False),
+)
 
 MIXTRAL = Adapter(
     name="mixtral",
@@ -223,18 +242,13 @@ MIXTRAL = Adapter(
                         routed_output_scale_key="routed_scaling_factor",
                         routing=Routing(scores="sigmoid", score_bias="gate.e_score_correction_bias",
                                         groups=("n_group", "topk_group"), group_score="top2_sum")),
-            residual=Residual(kind="sandwich", attention_post_norm="post_attention_layernorm",
-                              mlp_post_norm="post_feedforward_layernorm"),
+            residual=DEPTH_SCALED_SANDWICH,
             final_projection=softcapped_projection,
             heads=None,
             tiny_config={"num_experts": 8, "moe_intermediate_size": 24, "n_group": 4, "topk_group": 2,
                          "routed_scaling_factor": 2.5, "final_logit_softcapping": 30.0,
                          "layer_types": ["sliding_attention", "full_attention"], "sliding_window": 4,
                          "mlp_layer_types": ["dense", "sparse"]},
-            known_broken={"residual_sum": (
-                "depth-scaled residual: each add is post_norm(sublayer) / sqrt(k) + residual * sqrt((k - 1) / k) "
-                "with k = 2(i + 1) for attention and 2(i + 1) + 1 for the MLP, so the stream itself is rescaled "
-                "and no Residual kind states it")},
             notes="DeepSeek V3's grouped sigmoid router with a score bias, renormalised; the block multiplies the "
             "routed sum by routed_scaling_factor after the experts; sublayer outputs pass their post norms "
             "and a depth-scaled residual add; logits soft-capped in float32; heads not served: a per-head "
