@@ -80,6 +80,11 @@ class LayerKinds:
         residuals: kind -> `Residual` for kinds whose layers add their sublayers otherwise than
             the adapter's `residual` says (OLMo-hybrid: post-normed attention layers, pre-normed
             delta-net layers).
+        not_padding_invariant: why left padding changes the real tokens' values (a recurrence or
+            convolution that ignores the attention mask, as the plain HF model does); None: the model
+            is padding-invariant. Declared, the `padding_invariance` check proves instead that the
+            served logits of the padded batch equal plain HF's bit for bit, that rows without padding
+            still match each prompt alone, and that padding really does change a padded row.
     """
 
     kinds: KindsOfConfig
@@ -87,6 +92,7 @@ class LayerKinds:
     mlps: Mapping[str, Optional[str]] = field(default_factory=dict)
     no_mlp: str = "the layer is a token mixer alone"
     residuals: Mapping[str, Any] = field(default_factory=dict)
+    not_padding_invariant: Optional[str] = None
 
     def __post_init__(self) -> None:
         for name in ("mixers", "mlps", "residuals"):
@@ -112,6 +118,10 @@ class LayerKinds:
                 found.append(f"residuals names kind {kind!r}; the kinds are: {', '.join(KINDS)}")
             problems = getattr(residual, "problems", None)
             found += [f"residuals[{kind!r}]: {problem}" for problem in (problems() if problems else ["is no Residual"])]
+        if self.not_padding_invariant is not None and (
+            not isinstance(self.not_padding_invariant, str) or not self.not_padding_invariant
+        ):
+            found.append(f"not_padding_invariant must be a reason string, got {self.not_padding_invariant!r}")
         if self.mixers.get(MLP_ONLY):
             found.append(f"mixers gives {MLP_ONLY!r} layers a mixer; they have none by definition")
         return found

@@ -176,7 +176,7 @@ class StandardizedTransformer(
         except RenamingError:
             return  # a rename that does not fit: validation (or the first accessor) says so
         shapes: dict[int, tuple[int, int]] = {}
-        outputs: dict[int, tuple[type, int]] = {}
+        outputs: dict[int, tuple[type, int, bool]] = {}
         object.__setattr__(self, "_layer_shapes", shapes)
         object.__setattr__(self, "_layer_outputs", outputs)
         object.__setattr__(self, "_shapes_hooked_module", self._module)
@@ -356,6 +356,9 @@ class StandardizedTransformer(
         """Inside a trace, skip layers ``start..end`` (inclusive): their output is their input.
 
         ``skip_with`` replaces the hidden state instead (default: ``layers_input[start]``).
+        A layer that returns more than its hidden state, and something in those other entries
+        (a recurrent state the model reads on), is run, and only its hidden output is replaced;
+        any other layer does not run at all.
         """
         first = normalize_index(start, self.num_layers, "layer", "num_layers")
         last = normalize_index(end, self.num_layers, "layer", "num_layers")
@@ -374,7 +377,11 @@ class StandardizedTransformer(
             check_written(self, "skip_with", skip_with, current)
             replacement = skip_with
         for layer in range(first, last + 1):
-            self.layers[layer].skip(_packed(replacement, self._layer_outputs.get(layer)))
+            returned = self._layer_outputs.get(layer)
+            if returned is not None and returned[2]:
+                self.layers_output[layer] = replacement
+            else:
+                self.layers[layer].skip(_packed(replacement, returned))
 
     def skip_layer(self, layer: int, skip_with: Optional[torch.Tensor] = None) -> None:
         """Inside a trace, skip one layer (its output is its input, or ``skip_with``)."""
@@ -401,11 +408,12 @@ def _note_layer_shape(shapes: dict, layer: int, module: Any, args: tuple, kwargs
 
 
 def _note_layer_output(outputs: dict, layer: int, module: Any, args: tuple, output: Any) -> None:
+    """Record the container a layer returns, its size, and whether it carries more than the hidden state."""
     if isinstance(output, (tuple, list)):
-        outputs[layer] = (type(output), len(output))
+        outputs[layer] = (type(output), len(output), any(entry is not None for entry in output[1:]))
 
 
-def _packed(hidden: Any, kind: Optional[tuple[type, int]]) -> Any:
+def _packed(hidden: Any, kind: Optional[tuple[type, int, bool]]) -> Any:
     """``hidden`` in the container a layer returns (its other entries None), as the model reads it.
 
     A layer that returns ``(hidden, attention_weights)`` is read with ``outputs[0]``;
@@ -414,7 +422,7 @@ def _packed(hidden: Any, kind: Optional[tuple[type, int]]) -> Any:
     """
     if kind is None:
         return hidden
-    container, size = kind
+    container, size = kind[:2]
     return container((hidden, *([None] * (size - 1))))
 
 

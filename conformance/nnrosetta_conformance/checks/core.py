@@ -373,26 +373,63 @@ def final_projection(model: "StandardizedTransformer") -> None:
 
 @check("padding_invariance")
 def padding_invariance(model: "StandardizedTransformer") -> None:
-    """Last-token logits of a left-padded batch match each prompt run alone."""
+    """Last-token logits of a left-padded batch match each prompt alone; declared otherwise, equal plain HF's."""
     probe = current_probe(model)
     batched = clean_logits(model)[:, -1]
     tolerance = _tolerance(batched, PADDING_ULPS)
     device = model_device(model)
-    problems = []
+    differences = []
     for row in range(probe.batch_size):
         ids = probe.row(row).to(device)
         with torch.no_grad(), model.trace({"input_ids": ids, "attention_mask": torch.ones_like(ids)}):
             alone = model.logits[:, -1].save()
-        difference = float((alone[0].float() - batched[row].float()).abs().max())
-        if difference > tolerance:
-            padding = probe.sequence_length - ids.shape[1]
-            problems.append(f"row {row} ({padding} padding tokens): max |Δ| = {difference:.3g}")
+        padding = probe.sequence_length - ids.shape[1]
+        differences.append((row, padding, float((alone[0].float() - batched[row].float()).abs().max())))
+    kinds = model.adapter.layer_kinds
+    declared = kinds.not_padding_invariant if kinds is not None else None
+    if declared is not None:
+        _declared_not_padding_invariant(model, declared, differences, tolerance)
+        return
+    problems = [f"row {row} ({padding} padding tokens): max |Δ| = {d:.3g}" for row, padding, d in differences
+                if d > tolerance]
     expect(
         not problems,
         f"last-token logits in the left-padded batch should match each prompt alone within "
         f"{PADDING_ULPS} ulp of the logits' scale ({tolerance:.3g}): "
         + "; ".join(problems)
         + ". Padding leaks into real tokens: check the attention mask and position ids the family uses.",
+    )
+
+
+def _declared_not_padding_invariant(
+    model: "StandardizedTransformer", reason: str, differences: list[tuple[int, int, float]], tolerance: float
+) -> None:
+    """The declaration's three claims: served == plain HF on the padded batch, unpadded rows unchanged, padding leaks."""
+    probe = current_probe(model)
+    device = model_device(model)
+    with torch.no_grad():
+        reference = model._module(**probe.inputs(device), position_ids=probe.position_ids.to(device)).logits[:, -1]
+    served = clean_logits(model)[:, -1]
+    expect(
+        torch.equal(served, reference),
+        f"the adapter declares the model not padding-invariant ({reason}), so the served last-token logits of "
+        f"the left-padded batch must equal the plain HuggingFace model's on that batch bit for bit; they differ: "
+        f"{where_differs(served, reference)}. The wrapping changes what padding does.",
+    )
+    unpadded = [f"row {row}: max |Δ| = {d:.3g}" for row, padding, d in differences if padding == 0 and d > tolerance]
+    expect(
+        not unpadded,
+        f"the adapter declares the model not padding-invariant ({reason}), yet a row without padding must still "
+        f"match its prompt run alone within {tolerance:.3g}: " + "; ".join(unpadded)
+        + ". Rows of the batch leak into each other, which no padding explains.",
+    )
+    padded = [(row, d) for row, padding, d in differences if padding > 0]
+    expect(
+        any(d > tolerance for _, d in padded),
+        f"the adapter declares the model not padding-invariant ({reason}), but every padded row matches its prompt "
+        f"run alone within {tolerance:.3g} ("
+        + (", ".join(f"row {row}: max |Δ| = {d:.3g}" for row, d in padded) or "the probe has no padded row")
+        + "). Remove `not_padding_invariant` from the adapter's layer kinds: the model is padding-invariant.",
     )
 
 

@@ -73,6 +73,7 @@ def _type_entry(adapter: Any, model_type: str) -> dict[str, Any]:
         "spans": {name: f"{span.start} ... {span.end}" for name, span in merged.spans.items()},
         "absent": dict(merged.absent),
         "known_broken": dict(merged.known_broken),
+        "not_padding_invariant": getattr(merged.layer_kinds, "not_padding_invariant", None),
         "notes": merged.notes,
     }
 
@@ -95,6 +96,8 @@ def _variant_lines(adapter: dict[str, Any]) -> dict[str, str]:
             parts.append(f"residual: {entry['residual']}")
         if entry["known_broken"] and entry["known_broken"] != adapter["known_broken"]:
             parts.append("known broken: " + ", ".join(entry["known_broken"]))
+        if entry["not_padding_invariant"]:
+            parts.append(f"not padding-invariant (checked: served logits equal plain HF's): {entry['not_padding_invariant']}")
         if entry["notes"]:
             parts.append(entry["notes"])
         if parts:

@@ -58,7 +58,12 @@ RECURRENT_FAMILY = Adapter(
     rename={"model.embed_tokens": "embed_tokens", "model.layers": "layers", "model.final_norm": "ln_final",
             "mlp_block": "mlp"},
     layer_kinds=LayerKinds(
-        kinds=griffin_kinds, mixers={RECURRENT: "temporal_block", SLIDING_ATTENTION: "temporal_block"}
+        kinds=griffin_kinds,
+        mixers={RECURRENT: "temporal_block", SLIDING_ATTENTION: "temporal_block"},
+        not_padding_invariant=(
+            "transformers' RG-LRU recurrence and its temporal convolution ignore the attention mask, so left "
+            "padding tokens enter the recurrent state of the real ones (the plain HF model does the same)"
+        ),
     ),
     final_projection=soft_capped,
     # Griffin's local attention is the temporal block of its attention layers: the specs name it there.
@@ -77,31 +82,24 @@ RECURRENT_FAMILY = Adapter(
         "logits_soft_cap": 3.0,
     },
     variants={
-        "recurrent_gemma": Variant(known_broken={"padding_invariance": (
-            "transformers' RG-LRU recurrence and its temporal convolution ignore the attention mask, so left "
-            "padding tokens enter the recurrent state of the real ones (the plain HF model differs the same way)"
-        )}),
         "xlstm": Variant(
             rename={"model.embed_tokens": None, "model.layers": None, "model.final_norm": None, "mlp_block": None,
                     "backbone.embeddings": "embed_tokens", "backbone.blocks": "layers", "backbone.out_norm": "ln_final",
                     "ffn": "mlp"},
-            layer_kinds=LayerKinds(kinds=every_layer(RECURRENT, "num_blocks"), mixers={RECURRENT: "mlstm_layer"}),
+            layer_kinds=LayerKinds(
+                kinds=every_layer(RECURRENT, "num_blocks"),
+                mixers={RECURRENT: "mlstm_layer"},
+                not_padding_invariant=(
+                    "transformers' xLSTM ignores the attention mask: left padding tokens enter the mLSTM state of "
+                    "the real ones (the plain HF model does the same)"
+                ),
+            ),
             final_projection=xlstm_soft_capped,
             attention=None,
             heads=None,
             # qk and v widths are rounded up to multiples of 64: a width of 64 keeps them exact.
             tiny_config={"embedding_dim": 64, "num_blocks": 2, "num_hidden_layers": 2, "num_heads": 4,
                          "qk_dim_factor": 1.0, "v_dim_factor": 1.0, "hidden_size": 64, "output_logit_soft_cap": 3.0},
-            known_broken={
-                "padding_invariance": (
-                    "transformers' xLSTM ignores the attention mask: left padding tokens enter the mLSTM state of "
-                    "the real ones (the plain HF model differs the same way)"
-                ),
-                "skip_layers": (
-                    "an xLSTM block returns (hidden, rnn_state) and the model reads the state it returns; the core's "
-                    "skip repacks the other entries as None"
-                ),
-            },
             notes="every block an mLSTM cell (mlstm_layer) and a feed-forward (ffn)",
         ),
         "rwkv": Variant(unsupported=(
