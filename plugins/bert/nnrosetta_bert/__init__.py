@@ -36,7 +36,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional
 
-from nnrosetta import Adapter, Assigned, AttentionSpec, ConfigKeys, HeadsSpec, Residual, Span, Variant, conventions, hookimpl
+from nnrosetta import Adapter, Assigned, AttentionSpec, Called, ConfigKeys, HeadsSpec, Residual, Span, Variant, conventions, hookimpl
 
 from .limits import SHIFTED_POSITIONS, needs_decoder, needs_full_attention, needs_post_norm_xmod
 from .modernbert import MODERNBERT_DECODER
@@ -65,6 +65,7 @@ SERVED_TYPES = (
     "roformer",
     "xmod",
     "big_bird",
+    "git",
 )
 MODEL_TYPES = SERVED_TYPES + tuple(REFUSED)
 
@@ -179,6 +180,27 @@ VARIANTS = {
     ),
     "big_bird": post_norm(
         "bert", "cls.predictions", tiny_config={"attention_type": "original_full"}, refuse=needs_full_attention,
+    ),
+    "git": post_norm(
+        "git", "E_output",
+        # GIT writes its attention by hand: the softmax's dropout (the identity in eval mode) is the
+        # probabilities; per-head query/key/value layers are the projections' first assignments (the
+        # cache update reassigns keys and values with the cached positions).
+        attention=AttentionSpec(probabilities=Called("self.dropout"), module="attention.self"),
+        heads=HeadsSpec(
+            output_projection=f"attention.{OUTPUT}.dense",
+            queries=Assigned("query_layer"),
+            keys=Assigned("key_layer", occurrence=0),
+            values=Assigned("value_layer", occurrence=0),
+            module="attention.self",
+        ),
+        # The image encoder shrunk only so the model is cheap to build; text-only inputs never run it.
+        tiny_config={"vision_config": {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
+                                       "num_attention_heads": 2, "image_size": 32, "patch_size": 16}},
+        refuse=None,
+        notes="image-text model, text path: GIT's text decoder (post-norm BERT layers at git.encoder.layer, "
+        "causal over text tokens whatever is_decoder says); lm_head is GitForCausalLM.output; layer 0 reads "
+        "LayerNorm(token_embeddings + position embeddings); images go through HuggingFace unchanged",
     ),
     **REFUSED,
 }
