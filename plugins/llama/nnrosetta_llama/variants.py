@@ -65,6 +65,7 @@ MODEL_TYPES = (
     "youtu",
     # Image-text models whose language model is a Llama-tree decoder at model.language_model.
     "got_ocr2",
+    "moss_transcribe_diarize",
     # Phi-3's decoder (fused qkv_proj / gate_up_proj) with image and audio embedders beside embed_tokens.
     "phi4_multimodal",
 )
@@ -352,6 +353,27 @@ VARIANTS = {
         notes="text path: Phi-3's decoder in Llama's tree; model.embed_tokens_extend replaces image/audio token "
         "embeddings only when pixel or audio features are given, so token_embeddings is embed_tokens' output "
         "and, on text, layer 0's input",
+    ),
+    "moss_transcribe_diarize": Variant(
+        rename={
+            "model.embed_tokens": None,
+            "model.layers": None,
+            "model.norm": None,
+            "model.language_model.embed_tokens": "embed_tokens",
+            "model.language_model.layers": "layers",
+            "model.language_model.norm": "ln_final",
+        },
+        tiny_config={
+            # The language model is a Qwen3 decoder; its vocabulary is the tiny tokenizer's (384).
+            "text_config": {**TINY, "model_type": "qwen3", "vocab_size": 384, "pad_token_id": 3,
+                            "bos_token_id": 1, "eos_token_id": 2, "tie_word_embeddings": False},
+            # The Whisper-style audio encoder shrunk only so the model is cheap to build.
+            "audio_config": {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
+                             "num_attention_heads": 2, "num_mel_bins": 8, "max_source_positions": 16},
+            "audio_token_id": 383,
+        },
+        notes="speech-to-text model, text path: the Qwen3 decoder at model.language_model (q/k norms); audio "
+        "features replace the audio placeholder tokens' embeddings through HuggingFace unchanged",
     ),
     "emu3": Variant(
         tiny_config={
