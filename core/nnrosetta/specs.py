@@ -8,8 +8,8 @@ malformed in it, checked when the adapter is registered.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Callable, Optional, Union
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Union
 
 from . import points
 from .moe_declarations import ExpertByHand, Routing
@@ -35,6 +35,24 @@ class ConfigKeys:
     the core then falls back to `num_heads` and `hidden_size // num_heads`. A key
     may be dotted (``"attn_config.kv_n_heads"``, a nested config) or, where no key
     says it, a function ``(config) -> int`` (multi-query layouts that ignore a key).
+
+    Three optional fields say what a single size per model cannot:
+
+    - ``per_layer``: the config attribute holding one config per layer (transformers'
+      heterogeneous ``per_layer_config``). Layer i's ``num_heads``, ``num_kv_heads`` and
+      ``head_dim`` are then read with the same keys from its own config (`layer_sizes`).
+    - ``projections``: the widths of the attention's projections, for layouts the
+      default guess (a query projection ``num_heads * head_dim`` wide and key/value ones
+      ``num_kv_heads * head_dim``, or one fused ``(num_heads + 2 * num_kv_heads) * head_dim``)
+      does not describe: ``{path from the attention module: parts}``, the width being
+      the sum of the parts and each part a tuple of factors multiplied, a factor being
+      a served size (``"num_heads"``, ``"num_kv_heads"``, ``"head_dim"``), a config key
+      or an int. A query fused with a per-head output gate:
+      ``{"q_gate_proj": (("num_heads", "head_dim"), ("num_heads", "v_head_dim"))}``. A
+      stack of expert weights (experts, out, in) is measured per expert, by ``out``.
+    - ``kv_shared``: ``(config) -> {layer: source layer}`` for layers that project no
+      keys and values of their own and attend over those an earlier layer projected
+      (cross-layer kv sharing); None when every attention layer projects its own.
     """
 
     num_layers: str = "num_hidden_layers"
@@ -43,15 +61,72 @@ class ConfigKeys:
     head_dim: Optional[str] = "head_dim"
     hidden_size: str = "hidden_size"
     vocab_size: str = "vocab_size"
+    per_layer: Optional[str] = None
+    projections: Optional[Mapping[str, tuple[tuple[Union[str, int], ...], ...]]] = None
+    kv_shared: Optional[Callable[["PretrainedConfig"], Mapping[int, int]]] = None
 
     def problems(self) -> list[str]:
         found = []
-        for item in fields(self):
-            value = getattr(self, item.name)
-            optional = item.name in ("num_kv_heads", "head_dim")
+        for name in ("num_layers", "num_heads", "num_kv_heads", "head_dim", "hidden_size", "vocab_size"):
+            value = getattr(self, name)
+            optional = name in ("num_kv_heads", "head_dim")
             if not (isinstance(value, str) and value) and not callable(value) and not (optional and value is None):
-                found.append(f"config key `{item.name}` must be a config attribute name, got {value!r}")
+                found.append(f"config key `{name}` must be a config attribute name, got {value!r}")
+        if self.per_layer is not None and not (isinstance(self.per_layer, str) and self.per_layer):
+            found.append(f"`per_layer` must name the config attribute holding one config per layer, got {self.per_layer!r}")
+        if self.kv_shared is not None and not callable(self.kv_shared):
+            found.append(f"`kv_shared` must be (config) -> {{layer: source layer}}, got {self.kv_shared!r}")
+        if self.projections is not None:
+            if not isinstance(self.projections, Mapping) or not self.projections:
+                found.append(f"`projections` must be a non-empty {{path: parts}} mapping, got {self.projections!r}")
+            else:
+                for path, parts in self.projections.items():
+                    well_formed = isinstance(path, str) and path and isinstance(parts, tuple) and parts and all(
+                        isinstance(part, tuple) and part and all(isinstance(f, (str, int)) for f in part)
+                        for part in parts
+                    )
+                    if not well_formed:
+                        found.append(
+                            f"`projections[{path!r}]` must be a tuple of parts, each a tuple of factors (a size "
+                            f"name, a config key or an int), got {parts!r}"
+                        )
         return found
+
+    def layer_config(self, config: "PretrainedConfig", layer: int) -> "PretrainedConfig":
+        """Layer ``layer``'s own config where `per_layer` is declared, else ``config`` (the text config of a multimodal one)."""
+        if self.per_layer is None:
+            return config
+        for candidate in (config, config.get_text_config()):
+            per_layer = getattr(candidate, self.per_layer, None)
+            if per_layer is not None:
+                return per_layer[layer]
+        return config
+
+    def layer_sizes(self, config: "PretrainedConfig", layer: int) -> dict[str, int]:
+        """``num_heads``, ``num_kv_heads`` and ``head_dim`` of one layer, read from its own config."""
+        own = self.layer_config(config, layer)
+
+        def read(key: Any) -> Any:
+            if key is None:
+                return None
+            if callable(key):
+                return key(own)
+            value = own
+            for part in key.split("."):
+                value = value.get(part) if isinstance(value, dict) else getattr(value, part, None)
+                if value is None:
+                    return None
+            return value
+
+        heads = int(read(self.num_heads))
+        hidden = read(self.hidden_size)
+        kv_heads = read(self.num_kv_heads)
+        head_dim = read(self.head_dim)
+        return {
+            "num_heads": heads,
+            "num_kv_heads": int(kv_heads) if kv_heads else heads,
+            "head_dim": int(head_dim) if head_dim else int(hidden) // heads,
+        }
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,8 @@ These checks read what the live model computes:
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
+import math
+from typing import TYPE_CHECKING, Optional
 
 import torch
 
@@ -208,15 +209,38 @@ def _traced_sum_terms(model: "StandardizedTransformer", residual: Residual) -> l
     return saved
 
 
+def _kv_shared(model: "StandardizedTransformer") -> dict[int, int]:
+    """The declared cross-layer kv sharing, ``{layer: source layer}``, checked to point backwards at a real layer."""
+    declare = model.adapter.config_keys.kv_shared
+    if declare is None:
+        return {}
+    shared = {int(layer): int(source) for layer, source in dict(declare(model.config)).items()}
+    wrong = {layer: source for layer, source in shared.items() if not 0 <= source < layer < model.num_layers}
+    expect(
+        not wrong,
+        f"ConfigKeys.kv_shared should map a layer to an earlier layer (0 <= source < layer < {model.num_layers}), "
+        f"saw {wrong}. Fix the adapter's kv_shared function.",
+    )
+    return shared
+
+
 @check("sublayer_locality")
 def sublayer_locality(model: "StandardizedTransformer") -> None:
-    """attentions_input is a per-token function of layers_input and the attention mixes tokens; the MLP does not."""
+    """attentions_input is a per-token function of layers_input and the attention mixes tokens; the MLP does not.
+
+    Where `ConfigKeys.kv_shared` declares that a layer attends over an earlier layer's keys and
+    values, that layer's own input reaches only its own tokens' outputs, and the source's
+    mixes tokens into it: an edit of the source's attention input, with the residual stream
+    after the source put back, must move the reusing layer's later tokens, and no other
+    later attention.
+    """
     if model.adapter.layer_kinds is not None:
         raise CheckSkipped("the adapter declares layer kinds: `kinds_locality` checks each layer's mixer and MLP")
     ids = _longest_row(model, LOCALITY_TOKENS)
     length = int(ids.shape[1])
     if length < 2:
         raise CheckSkipped("the probe's longest prompt has one token: nothing can mix")
+    shared = _kv_shared(model)
     has_mlp = _has_mlp(model)
     kinds = ("layer", "attention") + (("mlp",) if has_mlp else ())
     edits = [(index, kind) for index in range(model.num_layers) for kind in kinds]
@@ -227,26 +251,36 @@ def sublayer_locality(model: "StandardizedTransformer") -> None:
     copy_of = {edit: number for number, edit in enumerate(edits, start=1)}
     read: dict[tuple[int, str], torch.Tensor] = {}
 
-    def push(value: torch.Tensor, copy: int) -> torch.Tensor:
+    def push(value: torch.Tensor, copy: int, token: int = 0) -> torch.Tensor:
         edited = value.clone()
-        edited[copy, 0] += (float(value[copy, 0].detach().abs().max()) + 1.0) * direction.to(value.device, value.dtype)
+        size = float(value[copy, token].detach().abs().max()) + 1.0
+        edited[copy, token] += size * direction.to(value.device, value.dtype)
         return edited
 
     with torch.no_grad(), model.trace(batch):
         for index in range(model.num_layers):
             model.layers_input[index] = push(model.layers_input[index], copy_of[(index, "layer")])
             read[(index, "attention_input")] = model.attentions_input[index].clone().save()
-            model.attentions_input[index] = push(model.attentions_input[index], copy_of[(index, "attention")])
+            # A layer reusing another's keys and values is edited at the last token: its query is all it
+            # projects, and the first token's output (one key to attend to) does not depend on it.
+            token = length - 1 if index in shared else 0
+            model.attentions_input[index] = push(model.attentions_input[index], copy_of[(index, "attention")], token)
             read[(index, "attention_output")] = model.attentions_output[index].save()
             if has_mlp:
                 model.mlps_input[index] = push(model.mlps_input[index], copy_of[(index, "mlp")])
                 read[(index, "mlp_output")] = model.mlps_output[index].save()
+            if shared and index < model.num_layers - 1:
+                # Put the stream after this layer back in its attention edit's copy: only shared k/v carry it on.
+                output = model.layers_output[index]
+                restored = output.clone()
+                restored[copy_of[(index, "attention")]] = output[0]
+                model.layers_output[index] = restored
     problems = []
     for index in range(model.num_layers):
 
-        def change(name: str, kind: str) -> torch.Tensor:
+        def change(name: str, kind: str, layer: int = index) -> torch.Tensor:
             value = read[(index, name)]
-            return (value[copy_of[(index, kind)]] - value[0]).abs().amax(-1), _tolerance(value)
+            return (value[copy_of[(layer, kind)]] - value[0]).abs().amax(-1), _tolerance(value)
 
         moved, tolerance = change("attention_input", "layer")
         if float(moved[0]) <= tolerance or float(moved[1:].max()) > tolerance:
@@ -255,11 +289,34 @@ def sublayer_locality(model: "StandardizedTransformer") -> None:
                 f"change per token {[round(float(v), 5) for v in moved]}"
             )
         moved, tolerance = change("attention_output", "attention")
-        if float(moved[1:].max()) <= tolerance:
+        if index in shared:
+            if float(moved[-1]) <= tolerance or float(moved[:-1].max()) > tolerance:
+                problems.append(
+                    f"layer {index}: kv_shared says it attends over layer {shared[index]}'s keys and values, so "
+                    f"editing its attentions_input at the last token should change its output there only (its "
+                    f"query); change per token {[round(float(v), 5) for v in moved]}"
+                )
+        elif float(moved[1:].max()) <= tolerance:
             problems.append(
                 f"layer {index}: editing attentions_input at token 0 left attentions_output at every later token "
-                f"unchanged: the module called self_attn does not mix tokens"
+                f"unchanged: the module called self_attn does not mix tokens (or the layer reuses an earlier "
+                f"layer's keys and values, which ConfigKeys.kv_shared does not declare)"
             )
+        for source in range(index) if shared else ():
+            moved, tolerance = change("attention_output", "attention", source)
+            if shared.get(index) == source and float(moved[1:].max()) <= tolerance:
+                problems.append(
+                    f"layer {index}: kv_shared says it attends over layer {source}'s keys and values, but editing "
+                    f"layer {source}'s attentions_input at token 0 (the stream after it put back) left layer "
+                    f"{index}'s later tokens unchanged"
+                )
+            elif shared.get(index) != source and float(moved.max()) > tolerance:
+                problems.append(
+                    f"layer {index}: editing layer {source}'s attentions_input (the stream after it put back) "
+                    f"changed layer {index}'s attention output by {float(moved.max()):.3g}: it reads layer "
+                    f"{source}'s keys and values, which kv_shared does not declare"
+                    + (f" (it declares layer {shared[index]})" if index in shared else "")
+                )
         if has_mlp:
             moved, tolerance = change("mlp_output", "mlp")
             if float(moved[0]) <= tolerance or float(moved[1:].max()) > tolerance:
@@ -271,7 +328,8 @@ def sublayer_locality(model: "StandardizedTransformer") -> None:
         not problems,
         "the attention should consume a per-token function of the layer input and mix tokens, the MLP "
         "should act on each token alone: " + "; ".join(problems) + ". The rename map points `self_attn` or "
-        "`mlp` at a module inside the sublayer (an output projection) or outside it.",
+        "`mlp` at a module inside the sublayer (an output projection) or outside it, or ConfigKeys.kv_shared "
+        "names the wrong layers.",
     )
 
 
@@ -322,9 +380,74 @@ def _widths(module: torch.nn.Module) -> set[int]:
     return widths
 
 
+def _projection_width(module: torch.nn.Module) -> Optional[int]:
+    """A projection's output width: a linear layer's, a Conv1D's, or one expert's of an (experts, out, in) stack."""
+    if isinstance(module, torch.nn.Linear):
+        return int(module.out_features)
+    weight = getattr(module, "weight", None)
+    if isinstance(weight, torch.Tensor) and weight.dim() == 2 and type(module).__name__ == "Conv1D":
+        return int(weight.shape[1])
+    if isinstance(weight, torch.Tensor) and weight.dim() == 3:
+        return int(weight.shape[1])
+    return None
+
+
+def _factor(model: "StandardizedTransformer", layer: int, factor: object, served: dict[str, int]) -> Optional[int]:
+    if isinstance(factor, int):
+        return factor
+    if factor in served:
+        return served[factor]
+    value = getattr(model.adapter.config_keys.layer_config(model.config.get_text_config(), layer), factor, None)
+    value = value if value is not None else model._config_value(factor)
+    return None if value is None else int(value)
+
+
+def _declared_projections(model: "StandardizedTransformer", layer: int, module: torch.nn.Module,
+                          served: dict[str, int]) -> list[str]:
+    """What differs between the declared `ConfigKeys.projections` widths and the layer's real ones."""
+    problems = []
+    for path, parts in model.adapter.config_keys.projections.items():
+        child = module
+        for part in path.split("."):
+            child = getattr(child, part, None)
+        width = None if not isinstance(child, torch.nn.Module) else _projection_width(child)
+        if width is None:
+            problems.append(f"layer {layer}: no projection at self_attn.{path} (a linear layer or an expert stack)")
+            continue
+        factors = [[_factor(model, layer, f, served) for f in product] for product in parts]
+        if any(value is None for product in factors for value in product):
+            problems.append(f"layer {layer}: a factor of self_attn.{path}'s declared width {parts} is no size or config key")
+            continue
+        expected = sum(math.prod(product) for product in factors)
+        if expected != width:
+            problems.append(
+                f"layer {layer}: self_attn.{path} is {width} wide, but its declared parts {parts} with {served} "
+                f"make {expected}"
+            )
+    return problems
+
+
+def _default_widths(model: "StandardizedTransformer", layer: int, module: torch.nn.Module, served: dict[str, int],
+                    kv_module: torch.nn.Module) -> list[str]:
+    """The default layouts: a query projection and key/value ones (on ``kv_module``), or one fused projection."""
+    widths, kv_widths = _widths(module), _widths(kv_module)
+    heads, kv_heads, head_dim = served["num_heads"], served["num_kv_heads"], served["head_dim"]
+    separate = heads * head_dim in widths and kv_heads * head_dim in kv_widths
+    fused = (heads + 2 * kv_heads) * head_dim in widths
+    if separate or fused:
+        return []
+    source = "" if kv_module is module else " (keys and values: their source layer's)"
+    return [
+        f"layer {layer}: num_heads={heads}, num_kv_heads={kv_heads}, head_dim={head_dim} predict query width "
+        f"{heads * head_dim} and key/value width {kv_heads * head_dim}{source} (or a fused "
+        f"{(heads + 2 * kv_heads) * head_dim}), but the attention's projections have widths {sorted(widths)}"
+        + ("" if kv_module is module else f" and the source's {sorted(kv_widths)}")
+    ]
+
+
 @check("sizes")
 def sizes(model: "StandardizedTransformer") -> None:
-    """hidden_size, vocab_size, num_heads, num_kv_heads and head_dim agree with the real weights."""
+    """hidden_size, vocab_size, num_heads, num_kv_heads and head_dim (per layer where declared) agree with the weights."""
     embedding = model.embed_tokens._module.weight
     expect(
         int(embedding.shape[-1]) == model.hidden_size,
@@ -343,18 +466,29 @@ def sizes(model: "StandardizedTransformer") -> None:
     attention = softmax_layers(model)
     if not attention:
         raise CheckSkipped("no layer is a softmax-attention layer: no attention projections to measure")
-    widths = _widths(sublayer_site(model, attention[0], "self_attn", "output")._module)
-    if not widths:
+    keys = model.adapter.config_keys
+
+    def module(layer: int) -> torch.nn.Module:
+        return sublayer_site(model, layer, "self_attn", "output")._module
+
+    if keys.projections is None and not _widths(module(attention[0])):
         raise CheckSkipped("the attention module has no linear projections of its own to measure")
-    heads, kv_heads, head_dim = model.num_heads, model.num_kv_heads, model.head_dim
-    separate = heads * head_dim in widths and kv_heads * head_dim in widths
-    fused = (heads + 2 * kv_heads) * head_dim in widths
+    shared = _kv_shared(model)
+    problems = []
+    # One size per model: the first attention layer stands for all; declared per layer: every one is measured.
+    for layer in attention if keys.per_layer is not None else attention[:1]:
+        if keys.per_layer is not None:
+            served = keys.layer_sizes(model.config.get_text_config(), layer)
+        else:
+            served = {"num_heads": model.num_heads, "num_kv_heads": model.num_kv_heads, "head_dim": model.head_dim}
+        if keys.projections is not None:
+            problems += _declared_projections(model, layer, module(layer), served)
+        else:
+            problems += _default_widths(model, layer, module(layer), served, module(shared.get(layer, layer)))
     expect(
-        separate or fused,
-        f"num_heads={heads}, num_kv_heads={kv_heads}, head_dim={head_dim} predict query width {heads * head_dim} "
-        f"and key/value width {kv_heads * head_dim} (or a fused {(heads + 2 * kv_heads) * head_dim}), but the "
-        f"attention's projections have widths {sorted(widths)}. Fix the adapter's config_keys "
-        f"({model.adapter.config_keys}).",
+        not problems,
+        "the declared sizes should be the attention projections' real widths: " + "; ".join(problems)
+        + f". Fix the adapter's config_keys ({keys}).",
     )
 
 

@@ -139,18 +139,29 @@ def refuse_gemma4_text_options(config) -> Optional[str]:
     return refuse_gemma4_options(config.get_text_config())
 
 
+def gemma4_kv_sources(config) -> dict[int, int]:
+    """Which earlier layer's keys and values each kv-shared Gemma 4 layer attends over.
+
+    As the attention forward reads them: a ``"reuse"`` layer (``config.kv_sharing_modes``, the last
+    ``num_kv_shared_layers``) takes ``shared_kv_states[layer_type]``, written by the last ``"store"``
+    layer of the same type before it.
+    """
+    text = config.get_text_config()
+    modes, types = text.kv_sharing_modes, text.layer_types
+    sources = {}
+    for layer, mode in enumerate(modes):
+        stores = [j for j in range(layer) if modes[j] == "store" and types[j] == types[layer]]
+        if mode == "reuse" and stores:
+            sources[layer] = stores[-1]
+    return sources
+
+
+#: Gemma 4 sizes: head_dim (and the kv heads) per layer from per_layer_config; the kv-shared layers' sources.
+GEMMA4_CONFIG_KEYS = {"per_layer": "per_layer_config", "kv_shared": gemma4_kv_sources}
+
+
 #: What a Gemma 4 decoder cannot show through the generic checks (text model and image-text model alike).
 GEMMA4_KNOWN_BROKEN = {
-    "sublayer_locality": (
-        "a kv-shared layer (the last num_kv_shared_layers) attends over the keys and values of an "
-        "earlier layer of its type, so its attention output at one token does not depend on its own "
-        "input at other tokens, which the check's token-mixing test requires"
-    ),
-    "sizes": (
-        "head_dim is a per-layer attribute in Gemma 4 (global layers have their own, per_layer_config): "
-        "config.head_dim raises HuggingFace's AmbiguousGlobalPerLayerAttributeError, so no single "
-        "head_dim can be compared with the projections"
-    ),
 }
 
 
@@ -166,8 +177,6 @@ TINY_GEMMA4_UNIFIED = {
     "use_bidirectional_attention": None,
 }
 
-#: Gemma 4 unified layers are a plain sandwich; only the kv sharing and per-layer head sizes stay broken.
-GEMMA4_UNIFIED_KNOWN_BROKEN = {k: v for k, v in GEMMA4_KNOWN_BROKEN.items() if k != "residual_sum"}
 
 #: The unified layer multiplies its sandwich sum by a loaded `layer_scalar` buffer (1 at init, so the tiny
 #: model passes residual_sum); Residual cannot declare that factor.
@@ -212,6 +221,7 @@ GEMMA = Adapter(
         "gemma4_text": Variant(
             residual=GEMMA4_RESIDUAL,
             heads=None,
+            config_keys=GEMMA4_CONFIG_KEYS,
             tiny_config=TINY_GEMMA4,
             refuse=refuse_gemma4_options,
             known_broken=GEMMA4_KNOWN_BROKEN,
@@ -251,6 +261,7 @@ GEMMA = Adapter(
             final_projection=text_softcapped_projection,
             residual=GEMMA4_RESIDUAL,
             heads=None,
+            config_keys=GEMMA4_CONFIG_KEYS,
             refuse=refuse_gemma4_text_options,
             known_broken=GEMMA4_KNOWN_BROKEN,
             tiny_config={
@@ -268,9 +279,9 @@ GEMMA = Adapter(
         ),
         "gemma4_unified_text": Variant(
             heads=None,
+            config_keys=GEMMA4_CONFIG_KEYS,
             tiny_config=TINY_GEMMA4_UNIFIED,
             refuse=refuse_gemma4_options,
-            known_broken=GEMMA4_UNIFIED_KNOWN_BROKEN,
             notes=GEMMA4_UNIFIED_NOTES,
         ),
         "gemma4_unified": Variant(
@@ -284,8 +295,8 @@ GEMMA = Adapter(
             },
             final_projection=text_softcapped_projection,
             heads=None,
+            config_keys=GEMMA4_CONFIG_KEYS,
             refuse=refuse_gemma4_text_options,
-            known_broken=GEMMA4_UNIFIED_KNOWN_BROKEN,
             tiny_config={
                 "text_config": {**TINY_GEMMA4_UNIFIED, "vocab_size": 384,
                                 "pad_token_id": 3, "bos_token_id": 1, "eos_token_id": 2},
