@@ -63,6 +63,15 @@ MLA_NOTES = (
 )
 MLA = {"heads": None, "config_keys": {"head_dim": "qk_head_dim"}}
 
+#: A.X K2's attention widths: q_gate_proj holds, per head, the query (qk_head_dim, the attention call's head
+#: size) then a sigmoid output gate (v_head_dim); kv_b_proj, per head, the key's non-rotary part then the value;
+#: kv_a_proj_with_mqa the shared latent then the one rotary key.
+AXK2_PROJECTIONS = {
+    "q_gate_proj": (("num_heads", "head_dim"), ("num_heads", "v_head_dim")),
+    "kv_b_proj": (("num_heads", "qk_nope_head_dim"), ("num_heads", "v_head_dim")),
+    "kv_a_proj_with_mqa": (("kv_lora_rank",), ("qk_rope_head_dim",)),
+}
+
 #: DeepSeek V3's router: sigmoid + score bias, group-limited, renormalised and scaled.
 SIGMOID_ROUTING = Routing(scores="sigmoid", score_bias="gate.e_score_correction_bias",
                           groups=("n_group", "topk_group"), group_score="top2_sum")
@@ -97,6 +106,7 @@ DEEPSEEK = Adapter(
         "deepseek_v2", "deepseek_v3", "deepseek_v32", "glm4_moe", "glm4_moe_lite", "glm_moe_dsa",
         "dots1", "exaone_moe", "solar_open", "mimo_v2_flash", "sarvam_moe", "laguna", "longcat_flash",
         "sarvam_mla", "kolibri1", "axk1", "axk2", "deepseek_v4", "hy_v4",
+        "minimax_m3_vl_text",
     ),
     rename=RENAME,
     attention=conventions.ATTENTION,
@@ -165,15 +175,27 @@ DEEPSEEK = Adapter(
                             "that expert by hand) cannot hold; routers_output/router_top_k are the gate's own")},
                         notes=MLA_NOTES + "; DeepSeek V3's MoE whose block output passes its own norm "
                         "(mlp.post_mlp_layernorm), so mlps_output[i] of a routed layer is normed"),
-        "axk2": Variant(**MLA, tiny_config={**TINY_MLA, **GROUPED, "routed_scaling_factor": 2.5,
-                                            "mlp_layer_types": ["dense", "sparse"]},
-                        known_broken={"sizes": (
-                            "no projection is num_heads * qk_head_dim wide: q_gate_proj fuses each head's query "
-                            "(qk_head_dim) with its output gate (v_head_dim), num_heads * (qk_head_dim + v_head_dim), "
-                            "and kv_b_proj keys (nope part only) with values; num_heads and qk_head_dim are those of "
-                            "the attention call and its probabilities")},
+        "axk2": Variant(heads=None, config_keys={**MLA["config_keys"], "projections": AXK2_PROJECTIONS},
+                        tiny_config={**TINY_MLA, **GROUPED, "routed_scaling_factor": 2.5,
+                                     "mlp_layer_types": ["dense", "sparse"]},
                         notes=MLA_NOTES + "; DeepSeek V3.2's sparse attention (the indexer masks keys per query) "
                         "with a sigmoid gate on the attention output before o_proj; gated input norms"),
+        "minimax_m3_vl_text": Variant(
+            moe=MoESpec(num_experts_key="num_local_experts", normalize_top_k=True, shared_experts="shared_experts",
+                        routed_output_scale_key="routed_scaling_factor",
+                        routing=Routing(scores="sigmoid", score_bias="gate.e_score_correction_bias")),
+            # Layer 0 dense and global, layer 1 routed with the block-sparse indexer: 2-key blocks, the
+            # best 2 per query (the query's own block always among them), so the probe's prompts are masked.
+            tiny_config={"num_local_experts": 8, "intermediate_size": 24, "dense_intermediate_size": 48,
+                         "shared_intermediate_size": 16, "routed_scaling_factor": 2.0, "rotary_dim": 4,
+                         "layer_types": ["full_attention", "minimax_m3_sparse"], "index_n_heads": 2,
+                         "index_head_dim": 8, "index_block_size": 2, "index_topk_blocks": 2,
+                         "index_local_blocks": 1},
+            notes="text model of MiniMax-M3-VL: sigmoid routing with a score bias, renormalised; the block "
+            "multiplies the routed sum by routed_scaling_factor after the experts, then adds the shared "
+            "expert; q/k norms, partial rotary (rotary_dim); on minimax_m3_sparse layers a lightning indexer "
+            "masks all but the best key blocks per query inside the attention mask",
+        ),
         "deepseek_v4": Variant(unsupported=(
             "manifold hyper-connections: the residual stream is hc_mult streams (batch, seq, hc_mult, hidden); "
             "each sublayer reads a learned per-token collapse of them (attn_hc / ffn_hc 'pre' weights) and its "

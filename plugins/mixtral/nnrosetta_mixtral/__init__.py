@@ -196,12 +196,12 @@ MIXTRAL = Adapter(
             moe=None,
             heads=None,
             tiny_config={"num_key_value_heads": 2, "kv_channels": 8, "num_local_experts": 4, "intermediate_size": 24},
-            known_broken={"sizes": (
-                "no projection is num_heads * head_dim wide: queries come from the attention experts' "
-                "input_linear (num_key_value_heads * kv_channels per chosen expert slot) and kv_proj fuses keys "
-                "and values only (2 * num_key_value_heads * kv_channels); num_heads = num_key_value_heads * "
-                "num_experts_per_tok is the head count of the attention call and its probabilities"
-            )},
+            # Each chosen attention expert slot projects num_key_value_heads queries (input_linear, an
+            # (experts, out, in) stack); kv_proj fuses keys and values. The attention call's num_heads =
+            # num_key_value_heads * num_experts_per_tok (the config computes it), checked by its probabilities.
+            config_keys={"projections": {"experts.input_linear": (("num_kv_heads", "head_dim"),),
+                                         "experts.output_linear": (("hidden_size",),),
+                                         "kv_proj": (("num_kv_heads", "head_dim"), ("num_kv_heads", "head_dim"))}},
             notes=JETMOE_NOTES,
         ),
         "mellum": Variant(
