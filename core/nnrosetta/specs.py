@@ -296,6 +296,10 @@ class MoESpec:
         zero_experts_key: config key holding the number of zero-computation experts
             (LongCat): indices num_experts - zero .. num_experts - 1 return their input
             unchanged (times the weight) and have no parameters.
+        output_norm: path from ``mlp`` to a norm the block applies to its whole output (the
+            routed experts' sum plus the shared experts) before returning it, so the block's
+            output is ``norm(routed + shared)``, not the sum (A.X K1's ``post_mlp_layernorm``);
+            None when the block returns the sum.
     """
 
     router: str = "gate"
@@ -311,10 +315,13 @@ class MoESpec:
     expert_by_hand: ExpertByHand = ExpertByHand()
     routed_output_scale_key: Union[None, str, Callable[["PretrainedConfig"], float]] = None
     zero_experts_key: Optional[str] = None
+    output_norm: Optional[str] = None
 
     def problems(self) -> list[str]:
         """What is malformed in this declaration (empty when it is well formed)."""
         found = []
+        if self.output_norm is not None and (not isinstance(self.output_norm, str) or not self.output_norm):
+            found.append(f"output_norm must be a module path from mlp, got {self.output_norm!r}")
         form = tuple(sorted(self.router_returns))
         if form not in ROUTER_OUTPUT_FORMS or len(set(self.router_returns)) != len(self.router_returns):
             found.append(

@@ -218,21 +218,25 @@ def _check_ablation(model: "StandardizedTransformer", layer: int, indices: torch
 
 
 def _forced_output(model: "StandardizedTransformer", layer: int, expert: int, weight: float) -> tuple:
+    """The block's input, its output, and (with a declared `MoESpec.output_norm`) that norm's input."""
     saved: dict[str, torch.Tensor] = {}
+    norm = model.adapter.moe.output_norm
     with torch.no_grad(), model.trace(_inputs(model)):
         saved["input"] = model.mlps_input[layer].save()
         top = model.router_top_k[layer]
         weights = torch.zeros_like(top.weights)
         weights[..., 0] = weight
         model.router_top_k[layer] = (torch.full_like(top.indices, expert), weights)
+        if norm is not None:
+            saved["before_norm"] = _attribute(model.layers[layer].mlp, norm).input.save()
         saved["output"] = model.mlps_output[layer].save()
-    return saved["input"], saved["output"]
+    return saved["input"], saved["output"], saved.get("before_norm")
 
 
 def _check_forcing(model: "StandardizedTransformer", layer: int, expert: int) -> None:
     """Every token forced to one expert: the block adds exactly that expert's output."""
-    hidden, forced = _forced_output(model, layer, expert, 1.0)
-    _, rest = _forced_output(model, layer, expert, 0.0)
+    hidden, forced, _ = _forced_output(model, layer, expert, 1.0)
+    _, rest, rest_before_norm = _forced_output(model, layer, expert, 0.0)
     flat = hidden.reshape(-1, hidden.shape[-1])
     spec = model.adapter.moe
     zero = int(model._config_value(spec.zero_experts_key) or 0) if spec.zero_experts_key else 0
@@ -245,14 +249,23 @@ def _check_forcing(model: "StandardizedTransformer", layer: int, expert: int) ->
                                      None if rows is None else int(rows)).reshape(hidden.shape)
     scale_key = spec.routed_output_scale_key
     scale_value = model._config_value(scale_key) if scale_key is not None else None
-    expected = rest + by_hand * (1.0 if scale_value is None else float(scale_value))
+    routed = by_hand * (1.0 if scale_value is None else float(scale_value))
+    if spec.output_norm is None:
+        expected = rest + routed
+    else:
+        # The block returns norm(routed + shared): its other parts are read where the norm receives them.
+        with torch.no_grad():
+            expected = _mlp_attribute(model, layer, spec.output_norm)(
+                rest_before_norm + routed.reshape(rest_before_norm.shape)
+            ).reshape(forced.shape)
     scale = max(1.0, float(expected.abs().max()))
     error = float((forced - expected).abs().max())
     expect(
         error <= 1e-5 * scale,
         f"layer {layer}: with every token forced to expert {expert} (weight 1) the block output "
         f"should be its other parts plus that expert computed by hand (times MoESpec.routed_output_scale_key "
-        f"where declared); max abs diff {error:.3g}",
+        f"where declared), through MoESpec.output_norm where declared (declared: {spec.output_norm!r}); "
+        f"max abs diff {error:.3g}",
     )
 
 

@@ -168,11 +168,8 @@ DEEPSEEK = Adapter(
             "sigmoids are the weights, renormalised (norm_topk_prob); every layer routes, with shared experts; "
             "EXAONE 4 attention (q/k norms; sliding layers rotary, full layers NoPE) in GLM-4's sandwich-normed layers",
         ),
-        "axk1": Variant(**MLA, tiny_config={**TINY_MLA, **GROUPED, "routed_scaling_factor": 2.5},
-                        known_broken={"moe_routing": (
-                            "the routed block returns mlp.post_mlp_layernorm(routed experts + shared experts), "
-                            "not their sum, so the check's forced-expert output (the block's other parts plus "
-                            "that expert by hand) cannot hold; routers_output/router_top_k are the gate's own")},
+        "axk1": Variant(**MLA, moe=MoESpec(**{**V3_MOE.__dict__, "output_norm": "post_mlp_layernorm"}),
+                        tiny_config={**TINY_MLA, **GROUPED, "routed_scaling_factor": 2.5},
                         notes=MLA_NOTES + "; DeepSeek V3's MoE whose block output passes its own norm "
                         "(mlp.post_mlp_layernorm), so mlps_output[i] of a routed layer is normed"),
         "axk2": Variant(heads=None, config_keys={**MLA["config_keys"], "projections": AXK2_PROJECTIONS},
