@@ -142,6 +142,15 @@ MUTATIONS = [
      {"moe_routing"}),
     ("renormalisation claimed where the family keeps raw weights", "phimoe", _moe("phimoe", normalize_top_k=True),
      {"moe_routing"}),
+    ("kv sharing map naming the wrong source layer", "gemma4_text", _keys("gemma4_text", kv_shared=lambda c: {2: 0}),
+     {"sublayer_locality"}),
+    ("kv sharing map dropped", "gemma4_unified_text", _keys("gemma4_unified_text", kv_shared=None),
+     {"sublayer_locality"}),
+    ("per-layer head sizes read from the global config", "gemma4_text", _keys("gemma4_text", per_layer=None),
+     {"sizes"}),
+    ("fused query projection declared without its output gate", "axk2",
+     _keys("axk2", projections={"q_gate_proj": (("num_heads", "head_dim"),)}), {"sizes"}),
+    ("MoE block output norm dropped", "axk1", _moe("axk1", output_norm=None), {"moe_routing"}),
 ]
 
 
