@@ -20,8 +20,10 @@ use multi-head latent attention: attention probabilities are served, heads are n
 
 from __future__ import annotations
 
+import torch
+
 from nnrosetta import Adapter, AttentionSpec, MoESpec, Residual, Variant, conventions, hookimpl
-from nnrosetta.moe_declarations import Routing
+from nnrosetta.moe_declarations import ExpertByHand, Routing
 
 NNROSETTA_CONTRACT = 2
 
@@ -99,6 +101,28 @@ V2_MOE = MoESpec(
     shared_experts="shared_experts",
     routing=Routing(scores="softmax", groups=_v2_groups, group_score="max"),
 )
+
+def minimax_clamped_swiglu(experts, gate, up):
+    """MiniMax-M3's expert GLU: gate clamped above, up both ways, (up + 1) * gate * sigmoid(alpha * gate)."""
+    gate = gate.clamp(max=experts.swiglu_limit)
+    up = up.clamp(min=-experts.swiglu_limit, max=experts.swiglu_limit)
+    return (up + 1.0) * (gate * torch.sigmoid(gate * experts.swiglu_alpha))
+
+
+def minimax_sparse_layers(config) -> "str | None":
+    """MiniMax-M3's block-sparse layers break causality on the left-padded batches nnsight runs."""
+    sparse = [i for i, kind in enumerate(getattr(config, "layer_types", None) or ()) if kind == "minimax_m3_sparse"]
+    if not sparse:
+        return None
+    return (
+        f"layers {sparse} are minimax_m3_sparse: their lightning indexer anchors key blocks at absolute cache "
+        "slots but the query's blocks and causality at position_ids, so in a left-padded batch (what nnsight "
+        "and generate() pass) a real query's own keys can fall in unselected blocks; a row with no key left "
+        "is softmaxed over every key, later ones included (HuggingFace's eager attention is then not causal, "
+        "and padded rows differ from the prompt alone). No standard attention_probabilities meaning holds "
+        "there; load a config without minimax_m3_sparse layers, or run unpadded batches on the plain model"
+    )
+
 
 DEEPSEEK = Adapter(
     name="deepseek",
@@ -180,18 +204,17 @@ DEEPSEEK = Adapter(
         "minimax_m3_vl_text": Variant(
             moe=MoESpec(num_experts_key="num_local_experts", normalize_top_k=True, shared_experts="shared_experts",
                         routed_output_scale_key="routed_scaling_factor",
-                        routing=Routing(scores="sigmoid", score_bias="gate.e_score_correction_bias")),
-            # Layer 0 dense and global, layer 1 routed with the block-sparse indexer: 2-key blocks, the
-            # best 2 per query (the query's own block always among them), so the probe's prompts are masked.
+                        routing=Routing(scores="sigmoid", score_bias="gate.e_score_correction_bias"),
+                        expert_by_hand=ExpertByHand(activation=minimax_clamped_swiglu)),
+            # Layer 0 dense, layer 1 routed; a small swiglu_limit so the experts' clamp acts.
             tiny_config={"num_local_experts": 8, "intermediate_size": 24, "dense_intermediate_size": 48,
                          "shared_intermediate_size": 16, "routed_scaling_factor": 2.0, "rotary_dim": 4,
-                         "layer_types": ["full_attention", "minimax_m3_sparse"], "index_n_heads": 2,
-                         "index_head_dim": 8, "index_block_size": 2, "index_topk_blocks": 2,
-                         "index_local_blocks": 1},
+                         "swiglu_limit": 0.05, "layer_types": ["full_attention", "full_attention"]},
+            refuse=minimax_sparse_layers,
             notes="text model of MiniMax-M3-VL: sigmoid routing with a score bias, renormalised; the block "
             "multiplies the routed sum by routed_scaling_factor after the experts, then adds the shared "
-            "expert; q/k norms, partial rotary (rotary_dim); on minimax_m3_sparse layers a lightning indexer "
-            "masks all but the best key blocks per query inside the attention mask",
+            "expert; clamped SwiGLU experts; q/k norms, partial rotary (rotary_dim); configs with "
+            "minimax_m3_sparse (block-sparse indexer) layers are refused",
         ),
         "deepseek_v4": Variant(unsupported=(
             "manifold hyper-connections: the residual stream is hc_mult streams (batch, seq, hc_mult, hidden); "
