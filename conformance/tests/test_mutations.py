@@ -14,10 +14,22 @@ import dataclasses
 from typing import Callable
 
 import pytest
+import torch
 
-from nnrosetta import Assigned, AttentionSpec, Called, Inside, MoESpec, Residual, Span, conventions, default_registry
+from nnrosetta import (
+    Assigned,
+    AttentionSpec,
+    Called,
+    Inside,
+    LayerTensor,
+    MoESpec,
+    Residual,
+    Span,
+    conventions,
+    default_registry,
+)
 from nnrosetta_conformance import run
-from nnrosetta_conformance.report import FAILED
+from nnrosetta_conformance.report import FAILED, PASSED
 
 ATTENTION_CALL = conventions.ATTENTION_CALL
 
@@ -80,6 +92,18 @@ def _routing(model_type: str, **changes) -> Callable[[], object]:
     return mutate
 
 
+def _residual(model_type: str, **changes) -> Callable[[], object]:
+    def mutate():
+        adapter = default_registry().resolve(model_type)
+        return dataclasses.replace(adapter, residual=dataclasses.replace(adapter.residual, **changes))
+
+    return mutate
+
+
+def _beam_scale(name: str) -> object:
+    return getattr(default_registry().resolve("beam").residual, name)
+
+
 #: (name, model type, mutated declaration, the checks of which at least one must fail)
 MUTATIONS = [
     ("ln_final at the last layer's own norm", "llama",
@@ -107,6 +131,19 @@ MUTATIONS = [
      {"residual_sum"}),
     ("residual multiplied by a config value that is not one", "llama",
      _replace("llama", residual=Residual(scale_key="rms_norm_eps")), {"residual_sum"}),
+    ("learned skip scales dropped", "doge", _replace("doge", residual=Residual()), {"residual_sum"}),
+    ("skip scales of the two sublayers swapped", "doge",
+     _residual("doge", attention_skip=LayerTensor("post_attention_residual"), mlp_skip=LayerTensor("input_residual")),
+     {"residual_sum"}),
+    ("depth-scaled adds one depth off", "beam",
+     _residual("beam", attention_skip=_beam_scale("mlp_skip"), attention_scale=_beam_scale("mlp_scale")),
+     {"residual_sum"}),
+    ("shared MLP term dropped", "granitemoeshared", _residual("granitemoeshared", mlp_terms=()), {"residual_sum"}),
+    ("shared MLP added outside the residual multiplier", "granitemoeshared",
+     _residual("granitemoeshared", mlp_terms=(), layer_terms=("shared_mlp",)), {"residual_sum"}),
+    ("per-layer-input branch dropped", "gemma4_text", _residual("gemma4_text", layer_terms=()), {"residual_sum"}),
+    ("last layer's attention bias dropped", "gpt_neox_japanese", _residual("gpt_neox_japanese", attention_terms=()),
+     {"residual_sum"}),
     ("probabilities at the pre-softmax scores", "llama",
      _replace("llama", attention=AttentionSpec(Inside(ATTENTION_CALL, Assigned("attn_weights", occurrence=0)))),
      {"attention_probabilities"}),
@@ -162,6 +199,30 @@ def test_the_suite_catches_a_planted_mistake(name, model_type, mutate, expected)
         f"planted mistake {name!r} on {model_type}: expected a failure of {sorted(expected)}, "
         f"the suite failed {sorted(failed) or 'nothing'}"
     )
+
+
+def test_an_output_scale_buffer_is_honoured_and_its_omission_caught():
+    """Gemma 4's layer_scalar is a buffer (1 at init, so not perturbed): set it away from 1 to plant the mistake."""
+    from nnrosetta import StandardizedTransformer
+
+    declared = StandardizedTransformer("tiny:gemma4_text")
+    dropped = StandardizedTransformer("tiny:gemma4_text", adapter=_residual("gemma4_text", output_scale=None)())
+    models = (declared, dropped)
+    try:
+        with torch.no_grad():
+            for model in models:
+                for index, layer in enumerate(model.layers):
+                    layer._module.layer_scalar.fill_(0.5 + 0.25 * index)
+        honoured = run(declared, checks=["residual_sum"]).results
+        caught = run(dropped, checks=["residual_sum"]).results
+    finally:
+        with torch.no_grad():
+            for model in models:
+                for layer in model.layers:
+                    layer._module.layer_scalar.fill_(1.0)
+    assert [r.status for r in honoured] == [PASSED], honoured
+    assert [r.status for r in caught] == [FAILED], caught
+    assert "output_scale=" not in caught[0].message and "layer_terms=('post_per_layer_input_norm',)" in caught[0].message
 
 
 def test_a_rename_that_would_shadow_a_module_is_refused_at_load_by_name():

@@ -100,14 +100,19 @@ def residual_sum(model: "StandardizedTransformer") -> None:
         f"with the declared {_form(residual)}, each layer should add exactly its sublayers' outputs (and the "
         "declared scales and terms) to the residual stream: " + "; ".join(problems) + ". Either `self_attn`/`mlp` "
         "name modules whose outputs are not what the layer adds (a norm, a projection inside the sublayer), or "
-        "the declared residual form is wrong.",
+        "the declared residual form is wrong: the layer may scale its skip path (`attention_skip`/`mlp_skip`), add "
+        "a sibling module or a bias (`attention_terms`/`mlp_terms`/`layer_terms`) or scale its sum "
+        "(`output_scale`) - see `Residual`.",
     )
 
 
 def _form(residual: "Residual") -> str:
     """The declaration as written: its kind and every field set away from its default."""
+    def shown(value: object) -> str:
+        return getattr(value, "__qualname__", None) or repr(value) if callable(value) else repr(value)
+
     changed = [
-        f"{item.name}={getattr(residual, item.name)!r}"
+        f"{item.name}={shown(getattr(residual, item.name))}"
         for item in dataclasses.fields(residual)
         if item.name != "kind" and getattr(residual, item.name) != item.default
     ]
