@@ -8,6 +8,7 @@ every family's inputs and outputs one (batch, seq, hidden) shape.
 from __future__ import annotations
 
 import functools
+import os
 from typing import Any, Optional, Sequence, Union
 
 import torch
@@ -27,7 +28,7 @@ from .errors import (
     UnsupportedArchitectureError,
 )
 from .heads import HeadsInterface
-from .loading import class_names, load_error, load_tokenizer, read_config, tiny_target
+from .loading import TINY_PREFIX, class_names, load_error, load_tokenizer, read_config, tiny_target
 from .layer_kinds import LayerKindsInterface
 from .moe import MixtureOfExpertsInterface
 from .registry import Registry, default_registry
@@ -87,6 +88,7 @@ class StandardizedTransformer(
         **kwargs: Any,
     ) -> None:
         install_lock(self)
+        from_path = isinstance(model, (str, os.PathLike)) and not str(model).startswith(TINY_PREFIX)
         registry = registry or default_registry()
         model, tokenizer = tiny_target(model, tokenizer, adapter, registry)
         config = read_config(model, kwargs)
@@ -103,11 +105,13 @@ class StandardizedTransformer(
         if not isinstance(model, torch.nn.Module):
             kwargs.setdefault("dispatch", True)
         rename = {**resolved.nnsight_rename(), **(kwargs.pop("rename", None) or {})}
-        envoys = {"model.layers": LayerListEnvoy, **(kwargs.pop("envoys", None) or {})}
+        envoys = kwargs.pop("envoys", None)
+        if envoys:  # a user's map; nnsight matches it against every module's spellings as it builds
+            kwargs["envoys"] = envoys
         object.__setattr__(self, "adapter", resolved)
         prepare_eager_loading(resolved, model, kwargs, enable_attention_probs)
         try:
-            super().__init__(model, tokenizer=tokenizer, rename=rename, envoys=envoys, **kwargs)
+            super().__init__(model, tokenizer=tokenizer, rename=rename, **kwargs)
         except Exception as error:
             translated = load_error(error, model, kwargs)
             if translated is not None:
@@ -119,10 +123,11 @@ class StandardizedTransformer(
                 f"{resolved.model_type!r} model: {error} Fix the adapter's rename map (its entries: "
                 f"{dict(resolved.rename)})."
             ) from None
+        self._adopt_layer_list_envoy()
         self._record_layer_shapes()
         self._record_moe_block_shapes()
         if check:
-            validate(self)
+            validate(self, persistent=from_path)
 
     # -- the standard accessors, in forward order -------------------------------
 
@@ -162,6 +167,18 @@ class StandardizedTransformer(
                 f"{adapter.plugin or '<explicit>'}): {adapter.absent[name]}."
             )
         return super().__getattr__(name)
+
+    def _adopt_layer_list_envoy(self) -> None:
+        """Give the `layers` envoy its refusing ``__setitem__`` once the tree is built.
+
+        Passing ``envoys={"model.layers": ...}`` to nnsight would do the same, but it
+        matches the key against every spelling of every module's path as it builds
+        the tree (a quarter of the wrap on a 30-layer model); the `layers` alias
+        names the one envoy that needs it. A class a user's ``envoys=`` chose is kept.
+        """
+        layers = self.__dict__.get("layers")  # the alias (or a native child) nnsight bound
+        if type(layers) is Envoy:  # absent when the rename does not fit: validation says so
+            layers.__class__ = LayerListEnvoy
 
     def _record_layer_shapes(self) -> None:
         """Keep each layer's (batch, seq), seen on entry, for sublayers that flatten tokens.

@@ -16,6 +16,7 @@ from .adapter import LAYER_MODULES, ROOT_MODULES
 from .errors import RenamingError
 from .attention import attention_module
 from .source_points import verify_first_level
+from . import validation_cache
 
 if TYPE_CHECKING:
     from .model import StandardizedTransformer
@@ -139,19 +140,37 @@ def check_shapes(model: "StandardizedTransformer") -> None:
             )
 
 
-def validate(model: "StandardizedTransformer") -> None:
-    """Structure, points and one dummy forward; skipped for a model this process validated already.
+def validate(model: "StandardizedTransformer", persistent: bool = False) -> None:
+    """Structure, points and one dummy forward; skipped for a model validated already.
 
     What the checks see depends only on the adapter, the config and the module tree,
     so a second load of the same checkpoint (a notebook re-run, a sweep over seeds)
     reuses the first one's verdict and the layer output containers its forward recorded.
+    ``persistent`` (a checkpoint loaded from a path): the pass is also kept on disk, so a
+    later process loading it skips the forward too (see `nnrosetta.validation_cache`).
     """
     key = _validation_key(model)
     known = _VALIDATED.get(key)
+    recorded = model.__dict__.get("_layer_outputs", {})
     if known is not None and _same_declaration(known[0], model.adapter):
-        model.__dict__.get("_layer_outputs", {}).update(known[1])
+        recorded.update(known[1])
         _VALIDATED.move_to_end(key)
         return
+    stamp = validation_cache.digest(model, key) if persistent and validation_cache.enabled() else None
+    kept = validation_cache.load(stamp) if stamp else None
+    if kept is not None:
+        recorded.update(kept)
+    else:
+        run_checks(model)
+        if stamp:
+            validation_cache.store(stamp, recorded)
+    _VALIDATED[key] = (model.adapter, dict(recorded))
+    while len(_VALIDATED) > CACHE_SIZE:
+        _VALIDATED.popitem(last=False)
+
+
+def run_checks(model: "StandardizedTransformer") -> None:
+    """Every load-time check, with no cache: structure, declared points, one dummy forward."""
     if model.adapter.layer_kinds is not None:  # hybrid layers: each checked as its declared kind
         from .layer_kinds import validate_layer_kinds
 
@@ -160,9 +179,6 @@ def validate(model: "StandardizedTransformer") -> None:
         check_structure(model)
         check_points(model)
         check_shapes(model)
-    _VALIDATED[key] = (model.adapter, dict(model.__dict__.get("_layer_outputs", {})))
-    while len(_VALIDATED) > CACHE_SIZE:
-        _VALIDATED.popitem(last=False)
 
 
 def _validation_key(model: "StandardizedTransformer") -> tuple:
@@ -187,6 +203,11 @@ def _same_declaration(known: Any, adapter: Any) -> bool:
         return False
 
 
-def clear_validation_cache() -> None:
-    """Forget every validation of this process (the next load of any model validates again)."""
+def clear_validation_cache(disk: bool = False) -> None:
+    """Forget every validation of this process (the next load of any model validates again).
+
+    ``disk``: also remove the passes kept on disk for later processes.
+    """
     _VALIDATED.clear()
+    if disk:
+        validation_cache.clear()
