@@ -222,7 +222,8 @@ def test_an_output_scale_buffer_is_honoured_and_its_omission_caught():
                     layer._module.layer_scalar.fill_(1.0)
     assert [r.status for r in honoured] == [PASSED], honoured
     assert [r.status for r in caught] == [FAILED], caught
-    assert "output_scale=" not in caught[0].message and "layer_terms=('post_per_layer_input_norm',)" in caught[0].message
+    assert "output_scale=" not in caught[0].message
+    assert "layer_terms=('post_per_layer_input_norm',)" in caught[0].message
 
 
 def test_a_rename_that_would_shadow_a_module_is_refused_at_load_by_name():

@@ -392,7 +392,9 @@ class LayerTensor:
     path: str
 
     def problems(self) -> list[str]:
-        return [] if isinstance(self.path, str) and self.path else [f"LayerTensor path must be non-empty, got {self.path!r}"]
+        if isinstance(self.path, str) and self.path:
+            return []
+        return [f"LayerTensor path must be a non-empty path from the layer, got {self.path!r}"]
 
 
 #: A factor in a residual add: None (1), a number, a config key (dotted), a `LayerTensor`,
@@ -484,9 +486,11 @@ class Residual:
         for name in _TERM_FIELDS:
             found += _term_problems(name, getattr(self, name))
         if self.scale_key is not None and (self.attention_scale is not None or self.mlp_scale is not None):
-            found.append("declare `scale_key` (one factor on both sublayers) or `attention_scale`/`mlp_scale`, not both")
+            found.append("declare `scale_key` (one factor on both sublayers) or `attention_scale`/`mlp_scale`, "
+                         "not both")
         if self.kind == "parallel" and self.mlp_skip is not None:
-            found.append("a parallel residual adds both sublayers to one stream: declare its skip scale as `attention_skip`")
+            found.append("a parallel residual adds both sublayers to one stream: declare its skip scale as "
+                         "`attention_skip`, not `mlp_skip`")
         if self.kind == "post_norm" and self.adds_more:
             found.append("a post_norm residual adds nothing as is: skip scales, sublayer scales and terms do not apply")
         return found
