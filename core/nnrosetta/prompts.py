@@ -19,6 +19,7 @@ import torch
 
 from .errors import InvalidInputError
 from .interventions.inputs import Prompts, encode, prompt_list
+from .remote import as_one_job
 
 if TYPE_CHECKING:
     from .model import StandardizedTransformer
@@ -166,6 +167,8 @@ def run_prompts(
         raise InvalidInputError(f"batch_size={batch_size!r} must be a positive int.")
     for item in items:  # every prompt must tokenize before the first batch runs
         encode(model, [item.prompt])
+    if remote:  # every batch goes in one request
+        return as_one_job(model, remote, run_prompts, items, batch_size, get_probs_func, **func_kwargs)
     function = get_probs_func or next_token_probs
     results: dict[str, list[torch.Tensor]] = {c: [] for c in categories}
     starts = range(0, len(items), batch_size)

@@ -71,7 +71,7 @@ class RemoteExecutionError(NnrosettaError, RuntimeError):
 
 def by_value_modules() -> list[str]:
     """nnrosetta, its conformance package, and the top-level module of every installed plugin."""
-    names = ["nnrosetta", "nnrosetta_conformance", "pluggy"]
+    names = ["nnrosetta", "nnrosetta_conformance"]
     for entry in entry_points(group="nnrosetta"):
         root = entry.module.split(".")[0]
         if root not in names:
@@ -91,10 +91,42 @@ def register_by_value() -> list[str]:
     names = by_value_modules()
     for name in names:
         ndif.register(name)
+    _REGISTERED.update(names)
     return names
 
 
+#: The module roots `register_by_value` has registered in this process.
+_REGISTERED: set[str] = set()
+
+
+#: Modules that build models and never run inside a trace: what of them a request names stays behind.
+LEFT_BEHIND_MODULES = ("nnrosetta.registry", "nnrosetta.hookspecs")
+
+
 def _no_registry() -> None:
+    return None
+
+
+def _left_behind(name: str) -> Any:
+    """What a function of a left-behind module becomes on the server: a stub that says why it is missing."""
+
+    def left_behind(*args: Any, **kwargs: Any) -> Any:
+        raise RemoteExecutionError(
+            f"{name} (plugin registry, pluggy) is not shipped with a remote request: it builds models and "
+            f"is never needed inside a trace. Call it before the trace, here."
+        )
+
+    return left_behind
+
+
+def _left_behind_reduce(function: types.FunctionType) -> Optional[tuple]:
+    """The stub's reduction for a function of the registry's modules, else None.
+
+    The model's class names them (``StandardizedTransformer.__init__`` calls
+    ``default_registry``); shipping them would ship pluggy, which a server need not have.
+    """
+    if getattr(function, "__module__", None) in LEFT_BEHIND_MODULES:
+        return (_left_behind, (f"{function.__module__}.{function.__qualname__}",))
     return None
 
 
@@ -114,9 +146,46 @@ def _reduce_lru_cache(wrapper: Any) -> Any:
     """
     function = getattr(wrapper, "__wrapped__", None)
     module = getattr(function, "__module__", "") or ""
-    if function is None or module.split(".")[0] not in by_value_modules():
+    if function is None or module.split(".")[0] not in (_REGISTERED or by_value_modules()):
         return wrapper.__reduce__()
     return (_lru_cached, (function, wrapper.cache_parameters()["maxsize"]))
+
+
+#: Each shipped function's source lines and first line, read once per process (by its code object).
+_SOURCES: dict[types.CodeType, tuple[list[str], int]] = {}
+
+
+def _source_lines(function: Any) -> tuple[list[str], int]:
+    """``inspect.getsourcelines(function)``, remembered: a request ships hundreds of functions.
+
+    Reading them again for every request cost most of its pickling time (over a
+    second on a tiny model), and a copy read once stays the code that runs even
+    when the file is edited while the process lives.
+    """
+    try:  # inspect reads a wrapped function's source from the function it wraps: key by that one
+        code = getattr(inspect.unwrap(function), "__code__", None)
+    except ValueError:
+        code = None
+    if not isinstance(code, types.CodeType):
+        return inspect.getsourcelines(function)
+    if code not in _SOURCES:
+        _SOURCES[code] = inspect.getsourcelines(function)
+    return _SOURCES[code]
+
+
+class _RememberedSources:
+    """``inspect`` as nnsight's serializer sees it while a request is pickled: sources come from `_source_lines`."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(inspect, name)
+
+    @staticmethod
+    def getsourcelines(function: Any) -> tuple[list[str], int]:
+        return _source_lines(function)
+
+    @staticmethod
+    def getsource(function: Any) -> str:
+        return "".join(_source_lines(function)[0])
 
 
 def _load_method(
@@ -152,8 +221,8 @@ def _method_reduce(function: types.FunctionType) -> Optional[tuple]:
     if code.co_freevars != ("__class__",) or code.co_name == "<lambda>":
         return None
     try:
-        source = textwrap.dedent(inspect.getsource(function))
-        line = inspect.getsourcelines(function)[1]
+        lines, line = _source_lines(function)
+        source = textwrap.dedent("".join(lines))
     except (OSError, TypeError):
         return None
     owner = function.__closure__[0].cell_contents
@@ -168,10 +237,11 @@ def _method_reduce(function: types.FunctionType) -> Optional[tuple]:
 
 @contextlib.contextmanager
 def request_pickling() -> Iterator[None]:
-    """While a request is pickled: the registry stays behind, cached and ``super()``-calling functions travel.
+    """While a request is pickled: the registry (and pluggy) stays behind, cached and ``super()``-calling functions travel.
 
     Scoped to the request: copy and pickle elsewhere in the process are untouched.
     """
+    from nnsight.intervention import serialization
     from nnsight.intervention.serialization import CustomCloudPickler
 
     from .registry import Registry
@@ -181,7 +251,7 @@ def request_pickling() -> Iterator[None]:
     function_reduce = CustomCloudPickler._dynamic_function_reduce
 
     def reduce_function(pickler: Any, function: types.FunctionType) -> tuple:
-        return _method_reduce(function) or function_reduce(pickler, function)
+        return _left_behind_reduce(function) or _method_reduce(function) or function_reduce(pickler, function)
 
     from cloudpickle import cloudpickle as pickling
 
@@ -200,9 +270,11 @@ def request_pickling() -> Iterator[None]:
     copyreg.dispatch_table.update(reducers)
     CustomCloudPickler._dynamic_function_reduce = reduce_function
     table[types.ModuleType] = reduce_module
+    serialization.inspect = _RememberedSources()
     try:
         yield
     finally:
+        serialization.inspect = inspect
         table[types.ModuleType] = module_reduce
         CustomCloudPickler._dynamic_function_reduce = function_reduce
         for kind, reducer in previous.items():
@@ -237,6 +309,20 @@ class _Travelling:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._backend, name)
+
+
+def as_one_job(model: Any, remote: Any, method: Any, *args: Any, **kwargs: Any) -> Any:
+    """``method(model, *args, **kwargs, remote=False)`` as ONE remote request: a session whose body calls it.
+
+    A method that runs several traces would send one request per trace, and bring
+    each intermediate value back here; in one session (``model.session(remote=...)``)
+    every trace runs where the model is and only the result comes back.
+    """
+    import nnsight
+
+    with model.session(remote=remote):
+        result = nnsight.save(method(model, *args, remote=False, **kwargs))
+    return result
 
 
 # -- checks before a request leaves -------------------------------------------

@@ -16,6 +16,7 @@ from .inputs import Layers, Positions, Prompts
 from .metrics import Metric
 from .paired_prompts import clean_run, default_metric, pair_prompts
 from .patched_runs import Patch, patched_last_logits, runs_per_pass
+from ..remote import as_one_job
 
 if TYPE_CHECKING:
     from ..model import StandardizedTransformer
@@ -66,6 +67,11 @@ def activation_patching(
     """
     pair = pair_prompts(model, clean_prompts, corrupted_prompts, layers, positions, component, metric)
     runs_per_pass(batch_size, 1)
+    if remote:  # the clean run and the patched passes go as one request
+        return as_one_job(
+            model, remote, activation_patching, clean_prompts, corrupted_prompts, layers=layers, positions=positions,
+            component=component, metric=metric, batch_size=batch_size,
+        )
     clean_values, clean_logits = clean_run(model, pair, remote=remote)
     metric = metric or default_metric(clean_logits)
     rows = pair.corrupted["input_ids"].shape[0]

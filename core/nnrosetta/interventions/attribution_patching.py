@@ -17,6 +17,7 @@ from .activation_patching import scalar_score
 from .inputs import Layers, Positions, Prompts
 from .metrics import Metric
 from .paired_prompts import clean_run, default_metric, pair_prompts
+from ..remote import as_one_job
 
 if TYPE_CHECKING:
     from ..model import StandardizedTransformer
@@ -39,6 +40,11 @@ def attribution_patching(
     are made to require grad).
     """
     pair = pair_prompts(model, clean_prompts, corrupted_prompts, layers, positions, component, metric)
+    if remote:  # the clean and the corrupted run go as one request
+        return as_one_job(
+            model, remote, attribution_patching, clean_prompts, corrupted_prompts, layers=layers,
+            positions=positions, component=component, metric=metric,
+        )
     clean_values, clean_logits = clean_run(model, pair, remote=remote)
     metric = metric or default_metric(clean_logits)
     accessor = getattr(model, f"{pair.component}_output")

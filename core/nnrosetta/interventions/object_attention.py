@@ -21,6 +21,7 @@ from .hidden import layer_outputs
 from .inputs import Prompts, encode, prompt_list
 from .patched_runs import Patch, patched_last_logits, runs_per_pass
 from .target_prompt import TargetPromptBatch
+from ..remote import as_one_job
 
 if TYPE_CHECKING:
     from ..model import StandardizedTransformer
@@ -60,6 +61,11 @@ def patch_object_attn_lens(
     target_encoding, positions = TargetPromptBatch.from_prompts(targets, attn_idx_patch).encode(model)
     source_encoding = encode(model, sources, "source_prompts")
     runs_per_pass(batch_size, model.num_layers)
+    if remote:  # the source run and the patched passes go as one request
+        return as_one_job(
+            model, remote, patch_object_attn_lens, source_prompts, target_prompts, attn_idx_patch,
+            num_patches=num_patches, batch_size=batch_size,
+        )
     layers = list(range(model.num_layers))
     width = source_encoding["input_ids"].shape[1]
     states = layer_outputs(model, source_encoding, layers, [width - 1], remote, "attentions_input")[:, :, 0]

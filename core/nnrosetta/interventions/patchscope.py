@@ -19,6 +19,7 @@ from ..accessors import normalize_index
 from .inputs import Layers, Prompts, encode, layer_list, prompt_list
 from .patched_runs import Patch, patched_last_logits, runs_per_pass
 from .target_prompt import TargetPrompt, TargetPromptBatch
+from ..remote import as_one_job
 
 if TYPE_CHECKING:
     from ..model import StandardizedTransformer
@@ -121,6 +122,11 @@ def patchscope_lens_in_order(
     targets = TargetPromptBatch.coerce(target_patch_prompts, count)
     target_encoding, positions = targets.encode(model)
     runs_per_pass(batch_size, len(layer_ids))
+    if remote:  # the source run and the patched passes go as one request
+        return as_one_job(
+            model, remote, patchscope_lens_in_order, source_prompts, target_patch_prompts, layers=layers,
+            latents=latents, batch_size=batch_size,
+        )
     if checked is None:
         checked = _source_latents(model, source_encoding, layer_ids, remote)
     runs = [[Patch(layer, positions, checked[:, index])] for index, layer in enumerate(layer_ids)]
@@ -178,6 +184,11 @@ def patchscope_generate_ids(
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
         raise InvalidInputError(f"max_new_tokens={max_new_tokens!r} must be a positive int.")
     per_pass = runs_per_pass(batch_size, len(layer_ids))
+    if remote:  # the source run and the generations go as one request
+        return as_one_job(
+            model, remote, patchscope_generate_ids, source_prompts, target_patch_prompts, layers=layers,
+            latents=latents, max_new_tokens=max_new_tokens, batch_size=batch_size, **generate_kwargs,
+        )
     if checked is None:
         checked = _source_latents(model, source_encoding, layer_ids, remote)
     options = {"do_sample": False, "pad_token_id": model.tokenizer.pad_token_id, **generate_kwargs}

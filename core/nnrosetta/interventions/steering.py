@@ -14,6 +14,7 @@ import torch
 from .hidden import layer_outputs
 from ..accessors import normalize_index
 from .inputs import Prompts, encode, position_list, prompt_list
+from ..remote import as_one_job
 
 if TYPE_CHECKING:
     from ..model import StandardizedTransformer
@@ -39,6 +40,8 @@ def steering_vector(
         encoding = encode(model, prompt_list(prompts, argument), argument)
         position_list(position, encoding["input_ids"].shape[1], "position")
         encodings.append(encoding)
+    if remote:  # both sets' runs go as one request
+        return as_one_job(model, remote, steering_vector, positive_prompts, negative_prompts, layer, position=position)
     means = [
         layer_outputs(model, encoding, [layer_index], [position % encoding["input_ids"].shape[1]], remote=remote)
         .mean(dim=0)
