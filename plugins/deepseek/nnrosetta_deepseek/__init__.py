@@ -109,6 +109,22 @@ def minimax_clamped_swiglu(experts, gate, up):
     return (up + 1.0) * (gate * torch.sigmoid(gate * experts.swiglu_alpha))
 
 
+#: dots3: MLA with q/kv latents, layer 0 DSA-indexed (the indexer keeps 4 keys per query) and dense, layer 1
+#: sliding (window 4, its own per-layer MLA sizes, here equal) and routed; DeepSeek V3's grouped routing.
+TINY_DOTS3 = {
+    **TINY_MLA, **GROUPED, "head_dim": 12, "routed_scaling_factor": 2.5, "shared_experts_intermediate_size": 16,
+    "layer_types": ["indexed_attention", "sliding_attention"], "sliding_window": 4,
+    "index_topk": 4, "index_head_dim": 8, "index_n_heads": 2,
+    "swa_num_attention_heads": 4, "swa_num_key_value_heads": 4, "swa_q_lora_rank": 16, "swa_kv_lora_rank": 8,
+    "swa_head_dim": 12, "swa_qk_nope_head_dim": 8, "swa_v_head_dim": 8,
+}
+DOTS3_NOTES = (
+    MLA_NOTES + "; latents rescaled by sqrt(hidden / rank), the shared rotary key normed; DSA-indexed layers mask "
+    "all but index_topk keys per query, sliding layers have their own MLA sizes (per_layer_config); a "
+    "per-head sigmoid gate (g_proj) scales each head's output before o_proj"
+)
+
+
 def minimax_sparse_layers(config) -> "str | None":
     """MiniMax-M3's block-sparse layers break causality on the left-padded batches nnsight runs."""
     sparse = [i for i, kind in enumerate(getattr(config, "layer_types", None) or ()) if kind == "minimax_m3_sparse"]
@@ -130,7 +146,7 @@ DEEPSEEK = Adapter(
         "deepseek_v2", "deepseek_v3", "deepseek_v32", "glm4_moe", "glm4_moe_lite", "glm_moe_dsa",
         "dots1", "exaone_moe", "solar_open", "mimo_v2_flash", "sarvam_moe", "laguna", "longcat_flash",
         "sarvam_mla", "kolibri1", "axk1", "axk2", "deepseek_v4", "hy_v4",
-        "minimax_m3_vl_text",
+        "minimax_m3_vl_text", "dots3_note", "dots3_note_text",
     ),
     rename=RENAME,
     attention=conventions.ATTENTION,
@@ -215,6 +231,15 @@ DEEPSEEK = Adapter(
             "multiplies the routed sum by routed_scaling_factor after the experts, then adds the shared "
             "expert; clamped SwiGLU experts; q/k norms, partial rotary (rotary_dim); configs with "
             "minimax_m3_sparse (block-sparse indexer) layers are refused",
+        ),
+        "dots3_note_text": Variant(heads=None, tiny_config=TINY_DOTS3, notes=DOTS3_NOTES),
+        "dots3_note": Variant(
+            heads=None,
+            # Published checkpoints keep the text config at the top level; the vision and audio configs are
+            # only validated (their adapters must output the text width), the causal LM builds the text model.
+            tiny_config={**TINY_DOTS3, "vision_config": {"adapter_out_dim": 32}, "audio_config": {"adapter_out_dim": 32}},
+            notes=DOTS3_NOTES + "; AutoModelForCausalLM builds the text model (Dots3NoteForCausalLM) of the "
+            "image-audio-text checkpoint",
         ),
         "deepseek_v4": Variant(unsupported=(
             "manifold hyper-connections: the residual stream is hc_mult streams (batch, seq, hc_mult, hidden); "
