@@ -52,10 +52,30 @@ def prepare_eager_loading(adapter: "Adapter", model: Any, load_kwargs: dict, ena
             f"drop attn_implementation to edit probabilities."
         )
     if isinstance(model, torch.nn.Module):
-        if model.config._attn_implementation != EAGER:
+        if any(value != EAGER for value in implementations(model.config)):
             switch_implementation(model, EAGER)
     else:
         load_kwargs["attn_implementation"] = EAGER
+
+
+def _decoder_configs(config: Any) -> list[Any]:
+    """The config and, for a composite model, its text config: the two that may name the decoder's attention."""
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    return [config] if text is config else [config, text]
+
+
+def implementations(config: Any) -> tuple[Optional[str], ...]:
+    """``_attn_implementation`` of the config and of its text config (when it has its own).
+
+    A composite model's language model runs what its text config says, which may
+    differ from the top-level config's (a vision encoder with eager attention only).
+    """
+    return tuple(getattr(part, "_attn_implementation", None) for part in _decoder_configs(config))
+
+
+def decoder_implementation(config: Any) -> Optional[str]:
+    """The attention implementation the language model runs: its text config's, else the config's own."""
+    return implementations(config)[-1]
 
 
 def switch_implementation(hf_model: Any, implementation: str, restoring: bool = False) -> None:
@@ -63,15 +83,26 @@ def switch_implementation(hf_model: Any, implementation: str, restoring: bool = 
 
     Some families refuse the switch after loading although their attention reads
     ``config._attn_implementation`` on every call; eager is always available, so a
-    refused switch to eager (or back to what the model ran before) sets it directly.
+    refused switch to eager (or back to what the model ran before) sets it directly,
+    on the text config too.
     """
     try:
         hf_model.set_attn_implementation(implementation)
     except (ValueError, NotImplementedError, AttributeError):
         if implementation != EAGER and not restoring:
             raise
-    if hf_model.config._attn_implementation != implementation and (implementation == EAGER or restoring):
-        hf_model.config._attn_implementation = implementation
+    if implementation == EAGER or restoring:
+        for part in _decoder_configs(hf_model.config):
+            if part._attn_implementation != implementation:
+                part._attn_implementation = implementation
+
+
+def _restore(hf_model: Any, previous: tuple[Optional[str], ...]) -> None:
+    """Put back what the config and its text config said before a switch."""
+    switch_implementation(hf_model, previous[-1], restoring=True)
+    for part, value in zip(_decoder_configs(hf_model.config), previous):
+        if part._attn_implementation != value:
+            part._attn_implementation = value
 
 
 @contextlib.contextmanager
@@ -79,17 +110,19 @@ def attention_implementation(model: "StandardizedTransformer", implementation: s
     """Run the block with the model's attention switched to ``implementation``, then switch back.
 
     The weights are untouched, so this compares implementations on the same model
-    (eager probabilities against sdpa patterns, say) without loading it twice.
+    (eager probabilities against sdpa patterns, say) without loading it twice. The
+    switch happens when the top-level config or the text config (the language
+    model's, in a composite model) says another implementation.
     """
     hf_model = model._module
-    previous = hf_model.config._attn_implementation
-    if previous != implementation:
+    previous = implementations(hf_model.config)
+    if any(value != implementation for value in previous):
         switch_implementation(hf_model, implementation)
     try:
         yield
     finally:
-        if hf_model.config._attn_implementation != previous:
-            switch_implementation(hf_model, previous, restoring=True)
+        if implementations(hf_model.config) != previous:
+            _restore(hf_model, previous)
 
 
 def attention_module(model: "StandardizedTransformer", layer: int, spec: Any) -> Any:
@@ -157,11 +190,16 @@ def declared_spec(model: "StandardizedTransformer", field: str, what: str, serve
 def attention_spec(model: "StandardizedTransformer", what: str) -> AttentionSpec:
     """The adapter's attention spec, or an error saying why the probabilities cannot be served."""
     spec = declared_spec(model, "attention", what, "attention probabilities", "`model.attentions_output[i]`")
-    implementation = model.config._attn_implementation
+    implementation = decoder_implementation(model.config)
     if implementation != EAGER:
+        top = model.config._attn_implementation
+        runs = (
+            f"the language model runs attn_implementation={implementation!r} (its text config) while the "
+            f"top-level config says {top!r}" if top != implementation else f"this model runs "
+            f"attn_implementation={implementation!r}"
+        )
         raise CapabilityError(
-            f"`{what}` needs eager attention (only eager forms the probabilities), but this model runs "
-            f"attn_implementation={implementation!r}. Load it with "
+            f"`{what}` needs eager attention (only eager forms the probabilities), but {runs}. Load it with "
             f"StandardizedTransformer(..., enable_attention_probs=True), or read the read-only "
             f"`model.attention_patterns(i)`, recomputed from the rotated queries and keys."
         )

@@ -208,6 +208,14 @@ class HeadsSpec:
         seq_first: names of points whose value is (batch, seq, heads, head_dim).
         call_arguments: positions of query, key, value and mask in the attention call.
         flat_heads: the points hold (batch * heads, seq, head_dim), served per head.
+        rotary_output: where the family transforms the rotated queries and keys again
+            before the attention call (a per-head norm after rotary, a position-dependent
+            query scale): the call that applies rotary and returns ``(queries, keys)``,
+            e.g. ``Called("apply_rotary_pos_emb")``. `rotated_queries`/`rotated_keys` stay
+            the attention call's arguments, what enters softmax(QKᵀ): rotary's output
+            transformed. The suite then checks that this call receives `queries`/`keys`
+            exactly and returns vectors of the same norms (a rotation); in a layer where
+            the call does not run, they are compared with the attention call's arguments.
     """
 
     output_projection: str
@@ -222,6 +230,7 @@ class HeadsSpec:
     module: Optional[str] = None
     flat_heads: bool = False
     call_arguments: tuple[int, int, int, int] = (1, 2, 3, 4)
+    rotary_output: Optional[Called] = None
 
     def problems(self) -> list[str]:
         found = []
@@ -233,8 +242,12 @@ class HeadsSpec:
         for name in ("queries", "keys", "values"):
             if getattr(self, name) is not None:
                 found += points.problems(getattr(self, name), name)
-        if self.attention_call is not None and not isinstance(self.attention_call, Called):
-            found.append(f"`attention_call` must be nnrosetta.Called(...), got {self.attention_call!r}")
+        for name in ("attention_call", "rotary_output"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), Called):
+                found.append(f"`{name}` must be nnrosetta.Called(...), got {getattr(self, name)!r}")
+        if self.rotary_output is not None and self.attention_call is None:
+            found.append("`rotary_output` says what the attention call's queries and keys were rotated from; "
+                         "it needs `attention_call`")
         for name in ("output_projection",) + (("fused_projection",) if self.fused_projection is not None else ()):
             value = getattr(self, name)
             if not isinstance(value, str) or not value:

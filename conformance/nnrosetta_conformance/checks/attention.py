@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING, Iterator, Optional
 
 import torch
 
-from nnrosetta.attention import attention_implementation, sink_logits
+from nnrosetta.attention import attention_implementation, attention_module, sink_logits
 from nnrosetta.capabilities import Capability
 from nnrosetta.errors import CapabilityError
 from nnrosetta.heads import attention_call, output_projection
 from nnrosetta.layer_kinds import softmax_layers
+from nnrosetta.source_points import first_level_label, reach
 
 from .base import CheckFailure, CheckSkipped, Probe, check, current_probe, expect, model_device, where_differs
 
@@ -287,8 +288,9 @@ def heads(model: "StandardizedTransformer") -> None:
         f"{name} is {shapes[name]}, expected {shape}" for name, shape in expected.items() if name in shapes and shapes[name] != shape
     ]
     expect(not wrong, f"per-head shapes on a ({batch}, {seq}) probe: " + "; ".join(wrong) + ".")
+    rotated_by_call = _rotary_outputs(model, inputs) if by_call else {}
     for index in (softmax_layers(model) if by_call else ()):
-        _projections_feed_attention(model, seen, index)
+        _projections_feed_attention(model, seen, index, rotated_by_call.get(index))
     for index, (heads_output, attention_output) in outputs.items():
         module = output_projection(model, index, model.adapter.heads)._module
         with torch.no_grad():
@@ -335,12 +337,52 @@ def heads(model: "StandardizedTransformer") -> None:
         _patterns_reproduce_probabilities(model, inputs)
 
 
-def _projections_feed_attention(model: "StandardizedTransformer", seen: dict, index: int) -> None:
+def _rotary_outputs(model: "StandardizedTransformer", inputs: dict) -> dict[int, dict[str, torch.Tensor]]:
+    """Per layer where `heads.rotary_output` runs: queries/keys, what that call receives and returns."""
+    spec = model.adapter.heads
+    if spec.rotary_output is None:
+        return {}
+    layers = [
+        index for index in softmax_layers(model)
+        if first_level_label(attention_module(model, index, spec), spec.rotary_output) is not None
+    ]
+    seen: dict[int, dict[str, torch.Tensor]] = {}
+    malformed: list[str] = []
+    with torch.no_grad(), model.trace(inputs):
+        for index in layers:
+            queries, keys = model.queries[index].save(), model.keys[index].save()
+            call = reach(attention_module(model, index, spec), spec.rotary_output, model.adapter, "heads.rotary_output")
+            args, _ = call.operation.inputs
+            output = call.operation.output
+            if len(args) < 2 or not isinstance(output, (tuple, list)) or len(output) < 2:
+                malformed.append(f"layer {index}: it receives {len(args)} positional argument(s) and returns a "
+                                 f"{type(output).__name__}")
+                continue
+            seen[index] = {"queries": queries, "keys": keys, "received queries": args[0].save(),
+                           "received keys": args[1].save(), "rotated queries": output[0].save(),
+                           "rotated keys": output[1].save()}
+    expect(
+        not malformed,
+        f"`heads.rotary_output` ({spec.rotary_output.describe()}) must be a call receiving (queries, keys, ...) and "
+        f"returning (queries, keys), rotated: " + "; ".join(malformed) + ".",
+    )
+    for index, values in seen.items():
+        for name in ("queries", "keys"):
+            expect(
+                torch.equal(values[name], values[f"received {name}"]),
+                f"{name}[{index}] is not what `heads.rotary_output` ({spec.rotary_output.describe()}) receives: "
+                f"{where_differs(values[name], values[f'received {name}'])}.",
+            )
+    return seen
+
+
+def _projections_feed_attention(model: "StandardizedTransformer", seen: dict, index: int, rotary: Optional[dict]) -> None:
     """Values are what attention receives; queries and keys are its rotated ones before rotary.
 
     Rotary embedding rotates pairs of dimensions, so it keeps each head vector's
     norm: a pre-rotary value taken at the wrong point (before a q/k norm, say)
-    has other norms than the rotated one.
+    has other norms than the rotated one. Where the family transforms the rotated
+    queries and keys again (`heads.rotary_output`), the norms are those of rotary's output.
     """
     values, received = seen[f"values[{index}]"], seen[f"attention values[{index}]"]
     expect(
@@ -348,13 +390,16 @@ def _projections_feed_attention(model: "StandardizedTransformer", seen: dict, in
         f"values[{index}] differs from the values the attention function receives: {where_differs(values, received)}.",
     )
     for name in ("queries", "keys"):
-        before, after = seen[f"{name}[{index}]"], seen[f"rotated_{name}[{index}]"]
+        before = seen[f"{name}[{index}]"]
+        after = rotary[f"rotated {name}"] if rotary is not None else seen[f"rotated_{name}[{index}]"]
         tolerance = ROTARY_NORM_ULPS * torch.finfo(before.dtype).eps * max(1.0, float(after.abs().max()))
         expect(
             torch.allclose(before.norm(dim=-1), after.norm(dim=-1), atol=tolerance, rtol=0),
-            f"{name}[{index}] is not rotated_{name}[{index}] before rotary: the norms of its head vectors differ, "
-            f"{where_differs(before.norm(dim=-1), after.norm(dim=-1))}. The adapter's `heads.labels` point at "
-            f"another value than the one rotary embedding is applied to.",
+            f"{name}[{index}] is not {'rotary output' if rotary is not None else f'rotated_{name}[{index}]'} before "
+            f"rotary: the norms of its head vectors differ, {where_differs(before.norm(dim=-1), after.norm(dim=-1))}. "
+            f"The adapter's `heads` points are at another value than the one rotary embedding is applied to"
+            + ("" if rotary is not None else ", or the family transforms the rotated queries and keys before the "
+               "attention call (declare `heads.rotary_output`)") + ".",
         )
 
 

@@ -8,6 +8,7 @@ from 1) so a declaration that ignores one of them fails the conformance suite.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Optional
 
@@ -129,12 +130,9 @@ GRANITE_NOTES = (
 )
 
 #: Why the `heads` check's rotary test cannot pass where a transform follows rotary embedding.
-ROTATED_THEN_TRANSFORMED = (
-    "the conformance check tests that queries[i]/keys[i] are the values rotary is applied to by comparing "
-    "their head-vector norms with rotated_queries[i]/rotated_keys[i] (rotary keeps norms); this family "
-    "transforms queries and keys after rotary ({}), so the norms differ although queries[i]/keys[i] are "
-    "exactly the pre-rotary projections (tests/test_attention.py proves it value for value)"
-)
+#: Llama's heads where the family transforms the rotated queries and keys before the attention call:
+#: queries[i]/keys[i] are what rotary receives, rotated_queries[i]/rotated_keys[i] what attention receives.
+ROTATED_THEN_TRANSFORMED = dataclasses.replace(conventions.HEADS, rotary_output=conventions.ROTARY_CALL)
 
 
 def _moe_doge(config) -> Optional[str]:
@@ -159,28 +157,6 @@ MLA_NOTES = (
 )
 MLA = {"heads": None, "config_keys": {"head_dim": "qk_head_dim"}}
 
-
-def _decoder_not_eager(config) -> Optional[str]:
-    """GOT-OCR2's language model may run another attention than its top-level config says."""
-    decoder = config.get_text_config()._attn_implementation
-    if decoder == "eager":
-        return None
-    return (
-        f"the language model runs attn_implementation={decoder!r} while the top-level config says "
-        f"{config._attn_implementation!r} (its vision encoder has eager attention only), so switching the "
-        f"model to eager by its top-level config leaves the decoder unchanged. Load it with "
-        f"attn_implementation='eager' (from_pretrained(..., attn_implementation='eager'), or call "
-        f"model.set_attn_implementation('eager') before wrapping it)"
-    )
-
-
-#: What the checks comparing with eager attention meet on a GOT-OCR2 built with the decoder under sdpa.
-EAGER_SWITCH_READS_TOP_CONFIG = (
-    "the suite switches to eager attention only when the top-level config's attn_implementation differs, "
-    "and GOT-OCR2's already says eager (its vision encoder has no other) while the language model runs "
-    "sdpa: HuggingFace then returns no attentions to compare with, and the probabilities are refused with "
-    "the reason (attention_probabilities is skipped for it), as they are for a user's model loaded that way"
-)
 
 PARTIAL_ROTARY = Variant(tiny_config={"partial_rotary_factor": 0.5})
 
@@ -268,9 +244,10 @@ VARIANTS = {
         "group norm, not H heads of head_dim, and values[i] are not what either call receives",
     ),
     "hunyuan_v1_dense": Variant(
-        known_broken={"heads": ROTATED_THEN_TRANSFORMED.format("query_layernorm/key_layernorm after rotary")},
-        notes="per-head query/key norms are applied after rotary: queries[i]/keys[i] are the projections before "
-        "rotary, rotated_queries[i]/rotated_keys[i] rotated and normed",
+        heads=ROTATED_THEN_TRANSFORMED,
+        notes="per-head query/key norms (query_layernorm/key_layernorm) are applied after rotary: "
+        "queries[i]/keys[i] are the projections before rotary, rotated_queries[i]/rotated_keys[i] rotated and "
+        "normed, as the attention call receives them (heads.rotary_output)",
     ),
     "nanochat": Variant(
         final_projection=projections.softcapped_through_decoder_norm,
@@ -278,9 +255,10 @@ VARIANTS = {
         absent={"ln_final": "NanoChat applies its one parameter-free model.norm twice, to the embeddings before "
                 "layer 0 and after the last layer, so a standard ln_final's input and output in a trace would be "
                 "the first call's; project_on_vocab applies model.norm ad hoc"},
-        known_broken={"heads": ROTATED_THEN_TRANSFORMED.format("parameter-free q_norm/k_norm after rotary")},
+        heads=ROTATED_THEN_TRANSFORMED,
         tiny_config={"final_logit_softcapping": 2.0},
-        notes="layer 0 reads norm(token_embeddings); logits soft-capped; q/k norms after rotary; relu^2 MLP",
+        notes="layer 0 reads norm(token_embeddings); logits soft-capped; parameter-free q/k norms after rotary "
+        "(rotated_queries[i]/rotated_keys[i] are rotated and normed, heads.rotary_output); relu^2 MLP",
     ),
     "ministral3": Variant(
         # Positions past original_max_position_embeddings (4 here) scale the rotated queries (Llama 4's
@@ -289,11 +267,9 @@ VARIANTS = {
                                          "original_max_position_embeddings": 4, "beta_fast": 32.0,
                                          "beta_slow": 1.0, "mscale": 1.0, "mscale_all_dim": 1.0,
                                          "llama_4_scaling_beta": 0.5}},
-        known_broken={"heads": ROTATED_THEN_TRANSFORMED.format(
-            "the rotated queries are multiplied by 1 + beta * log(1 + floor(position / "
-            "original_max_position_embeddings))"
-        )},
-        notes="YaRN rotary; rotated_queries[i] include Llama 4's position-dependent query scale",
+        heads=ROTATED_THEN_TRANSFORMED,
+        notes="YaRN rotary; rotated_queries[i] include Llama 4's position-dependent query scale, 1 + beta * "
+        "log(1 + floor(position / original_max_position_embeddings)), applied after rotary (heads.rotary_output)",
     ),
     "doge": Variant(
         # The skip path is scaled, not the sublayer: h = input_residual * h + attn, then
@@ -334,11 +310,10 @@ VARIANTS = {
                               "global_attn_indexes": [1], "mlp_dim": 32},
             "image_token_index": 383,
         },
-        attention=AttentionSpec(probabilities=conventions.ATTENTION.probabilities, refuse=_decoder_not_eager),
-        known_broken={name: EAGER_SWITCH_READS_TOP_CONFIG
-                      for name in ("heads", "attention_patterns")},
         notes="OCR image-text model, text path: the Qwen2 decoder at model.language_model; image features "
-        "enter through HuggingFace unchanged; attention probabilities need the decoder loaded eager",
+        "enter through HuggingFace unchanged; the top-level config says eager (the vision encoder has no "
+        "other) while the decoder may run sdpa: attention probabilities need the decoder (its text config) "
+        "eager, which enable_attention_probs=True and the suite's switch see to",
     ),
     "phi4_multimodal": Variant(
         tiny_config={

@@ -10,13 +10,16 @@ whose attention implementation differs from its top-level config's).
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
-from nnrosetta import CapabilityError, Called, Inside, StandardizedTransformer, conventions
+from nnrosetta import CapabilityError, Called, Inside, StandardizedTransformer, conventions, default_registry
+from nnrosetta.attention import attention_implementation, implementations
 from nnrosetta.source_points import reach
 from nnrosetta_conformance.checks import CHECKS
-from nnrosetta_conformance.checks import attention as attention_checks
+from nnrosetta_conformance.checks.base import CheckFailure
 from nnrosetta_conformance.tiny import build_tiny
 
 
@@ -79,12 +82,12 @@ def _rotate(model_type: str, attention, queries, keys, inputs):
 
 
 @pytest.mark.parametrize("model_type", ["hunyuan_v1_dense", "nanochat", "ministral3"])
-def test_queries_and_keys_are_the_values_rotary_and_the_later_transform_receive(model_type, monkeypatch):
-    """The suite's `heads` check is known broken for these types (its rotary test compares head-vector
-    norms, which the transform after rotary changes); here the same guarantee is shown value for value,
-    and the rest of the `heads` check runs with that test replaced by this one."""
+def test_queries_and_keys_are_the_values_rotary_and_the_later_transform_receive(model_type):
+    """`heads.rotary_output` declares the transform after rotary: queries[i]/keys[i] are what rotary
+    receives, rotated_queries[i]/rotated_keys[i] what the attention call receives, value for value."""
     hf, tokenizer = build_tiny(model_type)
     model = StandardizedTransformer(hf, tokenizer=tokenizer)
+    assert model.adapter.heads.rotary_output == conventions.ROTARY_CALL
     seen = {}
     with torch.no_grad(), model.trace(PROMPTS):
         for layer in range(model.num_layers):
@@ -104,13 +107,26 @@ def test_queries_and_keys_are_the_values_rotary_and_the_later_transform_receive(
         assert torch.equal(keys, values["rotated_keys"])
         changed |= not torch.allclose(values["queries"].norm(dim=-1), values["rotated_queries"].norm(dim=-1))
     assert changed, "the transform after rotary must change the head norms on this tiny model"
+    _run_attention_checks(model)
 
-    def values_only(model, seen, index):
-        received = seen[f"attention values[{index}]"]
-        assert torch.equal(seen[f"values[{index}]"], received)
 
-    monkeypatch.setattr(attention_checks, "_projections_feed_attention", values_only)
-    CHECKS["heads"].function(model)
+@pytest.mark.parametrize("model_type", ["hunyuan_v1_dense", "nanochat", "ministral3"])
+def test_the_heads_check_fails_without_the_rotary_output_declaration(model_type):
+    hf, tokenizer = build_tiny(model_type)
+    adapter = dataclasses.replace(default_registry().resolve(model_type), heads=conventions.HEADS)
+    model = StandardizedTransformer(hf, tokenizer=tokenizer, adapter=adapter)
+    with pytest.raises(CheckFailure, match=r"norms of its head vectors differ.*declare `heads.rotary_output`"):
+        CHECKS["heads"].function(model)
+
+
+def test_rotary_output_at_another_call_is_caught():
+    """Declared at a call that is not rotary (the query norm after it), the check says it is no rotation of the pair."""
+    hf, tokenizer = build_tiny("hunyuan_v1_dense")
+    adapter = default_registry().resolve("hunyuan_v1_dense")
+    wrong = dataclasses.replace(adapter.heads, rotary_output=Called("self.query_layernorm"))
+    model = StandardizedTransformer(hf, tokenizer=tokenizer, adapter=dataclasses.replace(adapter, heads=wrong))
+    with pytest.raises(CheckFailure, match=r"`heads.rotary_output` \(the first call of `self.query_layernorm\(...\)`\) must be a call receiving"):
+        CHECKS["heads"].function(model)
 
 
 # -- differential attention: one map per head, two calls --------------------------------------
@@ -159,14 +175,25 @@ def test_bitnet_heads_output_is_the_sub_normed_attention_output():
 # -- GOT-OCR2: served once the language model runs eager attention ------------------------------
 
 
-def test_got_ocr2_serves_probabilities_and_heads_once_its_decoder_is_eager():
+def test_got_ocr2_decoder_under_sdpa_is_refused_by_name_and_switched_by_the_suite():
+    """The top-level config says eager (the vision encoder has no other) while the decoder runs sdpa:
+    reading probabilities names the text config's implementation, and the suite's eager switch
+    (which reads the text config too) makes the checks compare with HuggingFace's own eager values."""
     hf, tokenizer = build_tiny("got_ocr2")
-    assert hf.config.get_text_config()._attn_implementation != "eager"
-    refused = StandardizedTransformer(hf, tokenizer=tokenizer)
-    with pytest.raises(CapabilityError, match="language model runs"):
-        with torch.no_grad(), refused.trace(PROMPTS):
-            refused.attention_probabilities[0].save()
-    hf.set_attn_implementation("eager")
+    assert hf.config._attn_implementation == "eager"
+    assert hf.config.get_text_config()._attn_implementation == "sdpa"
     model = StandardizedTransformer(hf, tokenizer=tokenizer)
+    with pytest.raises(CapabilityError, match=r"the language model runs attn_implementation='sdpa' \(its text config\)"):
+        with torch.no_grad(), model.trace(PROMPTS):
+            model.attention_probabilities[0].save()
+    with attention_implementation(model, "eager"):
+        assert implementations(hf.config) == ("eager", "eager")
+        with torch.no_grad(), model.trace(PROMPTS):
+            probabilities = model.attention_probabilities[0].save()
+        with torch.no_grad():
+            reference = hf(**tokenizer(PROMPTS, return_tensors="pt", padding=True), output_attentions=True)
+    assert implementations(hf.config) == ("eager", "sdpa")
+    assert reference.attentions is not None and torch.equal(probabilities, reference.attentions[0])
     for name in ("attention_probabilities", "heads", "attention_patterns"):
         CHECKS[name].function(model)
+    assert implementations(hf.config) == ("eager", "sdpa")
