@@ -11,6 +11,17 @@ from nnrosetta import Adapter, Variant, hookimpl
 
 NNROSETTA_CONTRACT = 2
 
+#: Qwen4-Exp's text model (also what AutoModelForCausalLM builds for the image-text type).
+QWEN4_EXP_REASON = (
+    "Qwen4-Exp keeps hc_count (at least 2, 4 by default) hyper-connection residual streams side by side, "
+    "(batch, seq, hc_count * hidden): each layer's attention (or gated delta-net) and MoE read a learned "
+    "per-token gated mean of the normed streams (attn_hyper_connection / mlp_hyper_connection) and their output "
+    "is added to every stream times per-token weights 2 * sigmoid(block_inject_weight); PLE layers add hashed "
+    "n-gram features to the streams, and model.hyper_connection_mixer collapses them (no final norm) before "
+    "lm_head. No hidden_size-wide tensor is the residual stream, so layers_output[i], steering, skip_layers and "
+    "project_on_vocab have no single meaning"
+)
+
 REASONS = {
     "dory": (
         "Dory is a looped (recurrent-depth) transformer: its n_recurrent_layers middle layers run "
@@ -39,6 +50,8 @@ REASONS = {
         "no (batch, seq, hidden) tensor is the residual stream, so layers_output[i] and project_on_vocab have "
         "no single meaning"
     ),
+    "qwen4_exp_text": QWEN4_EXP_REASON,
+    "qwen4_exp": QWEN4_EXP_REASON,
 }
 
 REFUSED = Adapter(

@@ -14,6 +14,8 @@ STRUCTURE = {
     "inkling2_text": "block_states",
     "inkling2_loop_text": "block attention residuals",
     "gemma3n_text": "AltUp",
+    "qwen4_exp_text": "hyper_connection_mixer",
+    "qwen4_exp": "hyper_connection_mixer",
 }
 
 
