@@ -69,6 +69,8 @@ MODEL_TYPES = (
     "moss_transcribe_diarize",
     # Phi-3's decoder (fused qkv_proj / gate_up_proj) with image and audio embedders beside embed_tokens.
     "phi4_multimodal",
+    # Moshi's text decoder (MoshiForCausalLM, the temporal transformer used for text alone).
+    "moshi",
 )
 
 #: Claimed only to be refused at load with the reason in their variant (no tiny model is built for them).
@@ -349,6 +351,14 @@ VARIANTS = {
         },
         notes="speech-to-text model, text path: the Qwen3 decoder at model.language_model (q/k norms); audio "
         "features replace the audio placeholder tokens' embeddings through HuggingFace unchanged",
+    ),
+    "moshi": Variant(
+        # A gated MLP (fc1 to ffn_dim, halves gated, fc2 back); the Mimi audio codec and depth decoder
+        # configs are only parsed: MoshiForCausalLM builds the text decoder alone.
+        tiny_config={"ffn_dim": 128},
+        notes="text path: MoshiForCausalLM, Llama's tree (q/k/v/o_proj wrap their Linear in MoshiLinear, the "
+        "MLP is fc1/fc2 with the gate in fc1's first half); embed_tokens has vocab_size + 1 rows (the extra id "
+        "is the audio model's initial text token)",
     ),
     "emu3": Variant(
         tiny_config={
