@@ -43,6 +43,8 @@ class Settings:
     sweep_seq: int = 4
     sweep_shape: str = ""
     quick: bool = False
+    #: The parts of a workload that has them (workload 10: import, load, sweep, lens, check); empty: all.
+    parts: tuple[str, ...] = ()
 
 
 def wrap_raw_nnsight(model: PreTrainedModel) -> TransformersModel:

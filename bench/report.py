@@ -129,12 +129,63 @@ def write_markdown(
     info: dict[str, str],
     command: str,
     notes: Iterable[str],
+    merge: bool = False,
 ) -> None:
-    """Write ``bench/results.md``: what ran, on what, the table, and the notes."""
+    """Write ``bench/results.md``: what ran, on what, the table, and the notes.
+
+    ``merge`` (a run of some workloads only): the rows of the workloads this run
+    measured replace theirs in the existing file, in place; the other rows are kept
+    and said to be from the earlier run, with its command, date and load average.
+    """
+    table = markdown_table(rows)
+    earlier = _earlier_run(path) if merge and path.exists() else None
+    if earlier is not None:
+        kept_lines, earlier_info = earlier
+        table = _merged_table(kept_lines, table.splitlines(), {row.workload for row in rows})
+        info = {**info, "rows of other workloads": earlier_info}
     body = ["# nnrosetta benchmark results", "", f"Produced by `{command}`.", ""]
     body += [f"- **{key}**: {value}" for key, value in info.items()]
-    body += ["", markdown_table(rows), ""]
+    body += ["", table, ""]
     notes = list(notes)
     if notes:
         body += ["## Notes", ""] + [f"- {note}" for note in notes] + [""]
     path.write_text("\n".join(body))
+
+
+def _earlier_run(path: Path) -> Optional[tuple[list[str], str]]:
+    """The table lines of an existing results file and a line saying which run made them."""
+    lines = path.read_text().splitlines()
+    table = [line for line in lines if line.startswith("| ")]
+    if len(table) < 2:
+        return None
+    fields = {}
+    for line in lines:
+        if line.startswith("Produced by "):
+            fields["command"] = line.removeprefix("Produced by ").rstrip(".")
+        elif line.startswith("- **") and "**: " in line:
+            key, _, value = line[4:].partition("**: ")
+            fields[key] = value
+    earlier = fields.get("rows of other workloads")
+    if earlier:  # already a merge: its kept rows carry their own origin
+        return table, earlier
+    return table, (f"from {fields.get('command', 'an earlier run')} on {fields.get('date', '?')}, "
+                   f"load average {fields.get('load average (1, 5, 15 min)', '?')}")
+
+
+def _merged_table(earlier: list[str], fresh: list[str], workloads: set[str]) -> str:
+    """The earlier table with the rows of ``workloads`` replaced by ``fresh``'s, where they stood."""
+    header, rows = fresh[:2], fresh[2:]
+    merged, placed = list(header), False
+    for line in earlier[1:]:
+        if line.startswith("|---"):
+            continue
+        workload = line[2:].split(" | ", 1)[0].replace("\\|", "|")
+        if workload in workloads:
+            if not placed:
+                merged += rows
+                placed = True
+            continue
+        merged.append(line)
+    if not placed:
+        merged += rows
+    return "\n".join(merged)

@@ -73,7 +73,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help="model shapes: small (GPT-2-small sized, default), large (for a GPU), tiny")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per variant (at least 5)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs per variant first")
-    parser.add_argument("--only", default="", help="comma-separated workload numbers, e.g. 1,2,3,7")
+    parser.add_argument("--only", default="",
+                        help="comma-separated workload numbers, e.g. 1,2,3,7 (their rows replace theirs in "
+                             "the results file; the other rows are kept)")
+    parser.add_argument("--parts", default="",
+                        help="comma-separated parts of workload 10: import, load, sweep, lens, check (default: all)")
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     parser.add_argument("--output", type=Path, default=None,
                         help=f"markdown file to write (default {DEFAULT_OUTPUT.relative_to(ROOT)}; "
@@ -101,8 +105,9 @@ def selected(only: str) -> list[int]:
 
 
 def settings_for(args: argparse.Namespace) -> Settings:
+    parts = tuple(part.strip() for part in args.parts.split(",") if part.strip())
     return Settings(args.device, DTYPES[args.dtype], args.repeats, args.warmup,
-                    sweep_shape=SHAPES[args.shape][0].name, quick=args.quick)
+                    sweep_shape=SHAPES[args.shape][0].name, quick=args.quick, parts=parts)
 
 
 def workload_runner(module_name: str) -> Callable:
@@ -161,7 +166,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print_table(rows, title, console)
     if args.output:
         command = "python bench/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
-        write_markdown(args.output, rows, info, command.strip(), NOTES)
+        write_markdown(args.output, rows, info, command.strip(), NOTES, merge=bool(args.only or args.parts))
         console.print(f"written to {args.output}")
     console.print(f"wall time {elapsed:.0f} s")
     return 0

@@ -2,15 +2,18 @@
 
 Every ratio is measured side by side in this one run, variants interleaved:
 
-- import: ``import nnrosetta`` vs ``import transformers`` (with torch), each in a fresh process;
+- start-up, each in a fresh process: ``import nnrosetta`` (target 1 s) and with `StandardizedTransformer`
+  vs ``import transformers`` (with torch); ``nnrosetta --help`` and ``nnrosetta check --help`` (1 s each);
 - load from the cached folder: HF ``from_pretrained`` (model + tokenizer) vs `StandardizedTransformer`
-  without the check, with it on a config this process has not validated (cold), and again (warm);
-  the cold validation alone vs the plain load;
+  without the check, never validated on this machine, validated by an earlier process (the pass kept
+  on disk), and validated earlier in this process; the validation alone, never done and kept on disk,
+  vs the plain load;
 - ``nnrosetta check PATH`` in a fresh process, once (its JSON gives the seconds per check);
 - the IOI residual-stream sweep (30 layers x 14 positions): plain HF forward hooks, one forward
   per patch (the naive floor) vs `activation_patching` stacked 8 runs per pass (skipping the layers
   before each pass's first patch), all runs in one pass, and one run per pass;
 - the logit lens of every layer at the last token: plain HF hooks vs `logit_lens`.
+``bench/run.py --only 10 --parts import,load`` runs some parts only.
 The model is fetched once by `nnrosetta.pretrained` (from the package index) and cached; when it
 cannot be had, every row says so.
 """
@@ -41,6 +44,7 @@ NAME_CHECK = "10 nnrosetta check on the real model"
 NAME_SWEEP = "10 IOI patching sweep, residual stream, 30 layers × 14 positions"
 NAME_LENS = "10 logit lens on the real model, all layers, last token"
 TARGET_LOAD = 1.2
+TARGET_START_SECONDS = 1.0
 TARGET_VALIDATION = 0.2
 TARGET_CHECK_SECONDS = 30.0
 TARGET_SWEEP = 0.6
@@ -76,7 +80,9 @@ def run(_models: Optional[object], settings: Settings) -> list[Row]:
     except Exception as error:  # noqa: BLE001 - reported as a row
         return [missing("10 real model", MODEL, "every row", f"the model could not be had: {error}")]
     rows: list[Row] = []
-    for part in (import_rows, load_rows, sweep_rows, lens_rows, check_rows):
+    for name, part in PARTS.items():
+        if settings.parts and name not in settings.parts:
+            continue
         try:
             rows += part(folder, settings)
         except Exception as error:  # noqa: BLE001 - one broken part costs its rows only
@@ -84,29 +90,46 @@ def run(_models: Optional[object], settings: Settings) -> list[Row]:
     return rows
 
 
-# -- import --------------------------------------------------------------------------
+# -- import and start-up --------------------------------------------------------------------------
 
 
 def _python(code: str) -> Callable[[], None]:
     return lambda: subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
 
 
+def _command(*argv: str) -> Callable[[], None]:
+    return lambda: subprocess.run(list(argv), check=True, capture_output=True)
+
+
 def import_rows(_folder: str, settings: Settings) -> list[Row]:
+    executable = shutil.which("nnrosetta", path=str(Path(sys.executable).parent)) or "nnrosetta"
     timings = compare(
         {
+            "python": _python("pass"),
             "transformers": _python("import torch, transformers; transformers.AutoModelForCausalLM"),
+            "bare": _python("import nnrosetta"),
             "nnrosetta": _python("import nnrosetta; nnrosetta.StandardizedTransformer"),
+            "help": _command(executable, "--help"),
+            "check help": _command(executable, "check", "--help"),
         },
-        settings.repeats,
+        max(settings.repeats, TARGET_REPEATS),
         settings.warmup,
         "cpu",
     )
+    seconds = lambda name: dict(  # noqa: E731 - an absolute target, as a ratio to it
+        reference=f"÷ {TARGET_START_SECONDS:.0f} s", ratio=timings.median(name) / TARGET_START_SECONDS, target=1.0)
     return [
+        Row(NAME_IMPORT, MODEL, "python -c 'pass' (interpreter start-up)", timings.median("python")),
         Row(NAME_IMPORT, MODEL, "python -c 'import torch, transformers' (AutoModelForCausalLM)",
             timings.median("transformers")),
-        Row(NAME_IMPORT, MODEL, "python -c 'import nnrosetta' (StandardizedTransformer)",
-            timings.median("nnrosetta"), reference="vs transformers",
-            ratio=timings.ratio("nnrosetta", "transformers"), note="includes interpreter start-up"),
+        Row(NAME_IMPORT, MODEL, "python -c 'import nnrosetta'", timings.median("bare"), **seconds("bare"),
+            note="torch, transformers and nnsight load on first use of a name that needs them"),
+        Row(NAME_IMPORT, MODEL, "python -c 'import nnrosetta' + StandardizedTransformer", timings.median("nnrosetta"),
+            reference="vs transformers", ratio=timings.ratio("nnrosetta", "transformers"),
+            note="includes interpreter start-up"),
+        Row(NAME_IMPORT, MODEL, "nnrosetta --help", timings.median("help"), **seconds("help")),
+        Row(NAME_IMPORT, MODEL, "nnrosetta check --help", timings.median("check help"),
+            **seconds("check help")),
     ]
 
 
@@ -122,41 +145,43 @@ def load_rows(folder: str, settings: Settings) -> list[Row]:
     def hugging_face() -> tuple:
         return AutoModelForCausalLM.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
 
-    def cold() -> StandardizedTransformer:
-        clear_validation_cache()
-        return StandardizedTransformer(folder)
-
     unchecked = StandardizedTransformer(folder, check=False)
-
-    def validation_alone() -> None:
-        clear_validation_cache()
-        validate(unchecked)
-
-    StandardizedTransformer(folder)  # the warm variant's config is validated from here on
+    StandardizedTransformer(folder)  # the warm variants' verdict is kept, in this process and on disk
+    forget_all = lambda: clear_validation_cache(disk=True)  # noqa: E731 - never validated on this machine
+    forget_process = lambda: clear_validation_cache()  # noqa: E731 - a new process: only the disk remembers
     timings = compare(
         {
             "hf": hugging_face,
             "off": lambda: StandardizedTransformer(folder, check=False),
-            "cold": cold,
+            "first": lambda _: StandardizedTransformer(folder),
+            "disk": lambda _: StandardizedTransformer(folder),
             "warm": lambda: StandardizedTransformer(folder),
-            "validate": validation_alone,
+            "validate": lambda _: validate(unchecked),
+            "validate disk": lambda _: validate(unchecked, persistent=True),
         },
         max(settings.repeats, TARGET_REPEATS),
         settings.warmup,
         "cpu",
+        setup={"first": forget_all, "disk": forget_process, "validate": forget_all, "validate disk": forget_process},
     )
+    versus = lambda name: dict(reference="vs HF", ratio=timings.ratio(name, "hf"))  # noqa: E731
     return [
         Row(NAME_LOAD, MODEL, "HF from_pretrained(folder) + tokenizer", timings.median("hf")),
-        Row(NAME_LOAD, MODEL, "StandardizedTransformer(folder, check=False)", timings.median("off"),
-            reference="vs HF", ratio=timings.ratio("off", "hf")),
-        Row(NAME_LOAD, MODEL, "StandardizedTransformer(folder), config not validated before (cold)",
-            timings.median("cold"), reference="vs HF", ratio=timings.ratio("cold", "hf"), target=TARGET_LOAD),
-        Row(NAME_LOAD, MODEL, "StandardizedTransformer(folder), same config again in the process",
-            timings.median("warm"), reference="vs HF", ratio=timings.ratio("warm", "hf"), target=TARGET_LOAD,
-            note="the validation of this adapter + config + module tree is reused"),
-        Row(NAME_LOAD, MODEL, "nnrosetta.validation.validate(model), cold", timings.median("validate"),
+        Row(NAME_LOAD, MODEL, "StandardizedTransformer(folder, check=False)", timings.median("off"), **versus("off")),
+        Row(NAME_LOAD, MODEL, "StandardizedTransformer(folder), never validated on this machine",
+            timings.median("first"), **versus("first"), target=TARGET_LOAD,
+            note="the checks run: structure, declared points, one (1, 3) forward reading every accessor"),
+        Row(NAME_LOAD, MODEL, "StandardizedTransformer(folder), validated by an earlier process",
+            timings.median("disk"), **versus("disk"), target=TARGET_LOAD,
+            note="the pass kept on disk under a digest of declaration, config, module tree, code and versions"),
+        Row(NAME_LOAD, MODEL, "StandardizedTransformer(folder), validated earlier in this process",
+            timings.median("warm"), **versus("warm"), target=TARGET_LOAD),
+        Row(NAME_LOAD, MODEL, "nnrosetta.validation.validate(model), never validated", timings.median("validate"),
             reference="vs HF load", ratio=timings.ratio("validate", "hf"), target=TARGET_VALIDATION,
-            note="structure, declared points, one (1, 3) forward reading every accessor"),
+            note="one forward of 3 tokens reads all 538 MB of weights: memory-bound, about one HF forward"),
+        Row(NAME_LOAD, MODEL, "nnrosetta.validation.validate(model), validated by an earlier process",
+            timings.median("validate disk"), reference="vs HF load", ratio=timings.ratio("validate disk", "hf"),
+            target=TARGET_VALIDATION, note="digest and one small file read"),
     ]
 
 
@@ -308,3 +333,7 @@ def lens_rows(folder: str, settings: Settings) -> list[Row]:
             ratio=timings.ratio("ours", "hf"), target=TARGET_LENS,
             note=f"the trace stops after the last layer; max |Δprob| vs floor {difference:.1e}"),
     ]
+
+
+#: The parts of this workload, by the names ``bench/run.py --parts`` takes.
+PARTS = {"import": import_rows, "load": load_rows, "sweep": sweep_rows, "lens": lens_rows, "check": check_rows}
