@@ -110,14 +110,18 @@ def minimax_clamped_swiglu(experts, gate, up):
 
 
 #: dots3: MLA with q/kv latents, layer 0 DSA-indexed (the indexer keeps 4 keys per query) and dense, layer 1
-#: sliding (window 4, its own per-layer MLA sizes, here equal) and routed; DeepSeek V3's grouped routing.
+#: sliding (window 4) and routed, with its own MLA latent ranks (per_layer_config); DeepSeek V3's grouped
+#: routing. The released SWA layers also have half the DSA layers' heads: `num_heads` is one number, so the
+#: tiny model keeps the head counts equal (transformers refuses a global read of a per-layer attribute that varies).
 TINY_DOTS3 = {
     **TINY_MLA, **GROUPED, "head_dim": 12, "routed_scaling_factor": 2.5, "shared_experts_intermediate_size": 16,
     "layer_types": ["indexed_attention", "sliding_attention"], "sliding_window": 4,
     "index_topk": 4, "index_head_dim": 8, "index_n_heads": 2,
-    "swa_num_attention_heads": 4, "swa_num_key_value_heads": 4, "swa_q_lora_rank": 16, "swa_kv_lora_rank": 8,
+    "swa_num_attention_heads": 4, "swa_num_key_value_heads": 4, "swa_q_lora_rank": 8, "swa_kv_lora_rank": 12,
     "swa_head_dim": 12, "swa_qk_nope_head_dim": 8, "swa_v_head_dim": 8,
 }
+#: Each layer's head count and sizes are its own per_layer_config entry's.
+DOTS3_SIZES = {"per_layer": "per_layer_config"}
 DOTS3_NOTES = (
     MLA_NOTES + "; latents rescaled by sqrt(hidden / rank), the shared rotary key normed; DSA-indexed layers mask "
     "all but index_topk keys per query, sliding layers have their own MLA sizes (per_layer_config); a "
@@ -232,9 +236,10 @@ DEEPSEEK = Adapter(
             "expert; clamped SwiGLU experts; q/k norms, partial rotary (rotary_dim); configs with "
             "minimax_m3_sparse (block-sparse indexer) layers are refused",
         ),
-        "dots3_note_text": Variant(heads=None, tiny_config=TINY_DOTS3, notes=DOTS3_NOTES),
+        "dots3_note_text": Variant(heads=None, config_keys=DOTS3_SIZES, tiny_config=TINY_DOTS3, notes=DOTS3_NOTES),
         "dots3_note": Variant(
             heads=None,
+            config_keys=DOTS3_SIZES,
             # Published checkpoints keep the text config at the top level; the vision and audio configs are
             # only validated (their adapters must output the text width), the causal LM builds the text model.
             tiny_config={**TINY_DOTS3, "vision_config": {"adapter_out_dim": 32}, "audio_config": {"adapter_out_dim": 32}},
