@@ -13,8 +13,9 @@ value; the core serves them in one layout whatever the family:
   output projection. Readable and writable: zeroing one head ablates it
   (``ablate_heads(layer, heads)`` does that, checking the head indices).
 - ``attention_patterns(i)`` (batch, heads, q, k): the probabilities recomputed from
-  the rotated queries and keys with the family's own scaling, soft-cap and mask,
-  under any attention implementation (sdpa included). Read-only.
+  the rotated queries and keys with the family's own scaling, soft-cap, mask and
+  attention sinks (`AttentionSpec.sinks`, whose column is dropped), under any
+  attention implementation (sdpa included). Read-only.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
 import torch
 
 from .accessors import module_at, normalize_index
-from .attention import attention_module, declared_spec
+from .attention import attention_module, declared_spec, sink_logits
 from .errors import AccessorAssignmentError, CapabilityError, LayerIndexError, ShapeError
 from .points import Argument, Point
 from .source_points import Reached, position, reach
@@ -252,12 +253,15 @@ def recompute_probabilities(
     mask: Optional[torch.Tensor],
     scaling: Optional[float],
     softcap: Optional[float],
+    sinks: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
     """softmax(softcap(q·kᵀ·scaling) + mask), as eager attention computes it, (batch, heads, q, k).
 
     A boolean mask (sdpa's) becomes eager's additive one (0 where attended, the
     dtype's minimum elsewhere); no mask means plain causal attention, aligned so
-    the last query sees every key.
+    the last query sees every key. With ``sinks`` (one logit per head, `AttentionSpec.sinks`)
+    each row's softmax has one more column holding the head's sink logit, dropped after
+    it, as the family's eager attention does: rows then sum to 1 minus the sink's share.
     """
     groups = query.shape[1] // key.shape[1]
     key = key.repeat_interleave(groups, dim=1) if groups > 1 else key
@@ -274,6 +278,9 @@ def recompute_probabilities(
         scores = scores + torch.where(mask[..., : scores.shape[-1]], 0.0, minimum).to(scores.dtype)
     else:
         scores = scores + mask[..., : scores.shape[-1]]
+    if sinks is not None:
+        column = sinks.reshape(1, -1, 1, 1).to(scores.dtype).expand(*scores.shape[:-1], 1)
+        return torch.softmax(torch.cat([scores, column], dim=-1), dim=-1, dtype=torch.float32)[..., :-1].to(query.dtype)
     return torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
 
 
@@ -322,7 +329,8 @@ class HeadsInterface:
 
     def attention_patterns(self, index: int) -> torch.Tensor:
         """Inside a trace: layer ``index``'s attention probabilities recomputed from the rotated
-        queries and keys, with the family's scaling, soft-cap and mask; works under sdpa. Read-only.
+        queries and keys, with the family's scaling, soft-cap, mask and declared sinks (the sink
+        column dropped, as in `attention_probabilities`); works under sdpa. Read-only.
         """
         args, kwargs = attention_call(self, index, f"attention_patterns({index})").inputs
         query_at, key_at, _, mask_at = heads_spec(self, "attention_patterns").call_arguments
@@ -332,4 +340,5 @@ class HeadsInterface:
             _call_argument(args, kwargs, mask_at, "attention_mask"),
             kwargs.get("scaling"),
             kwargs.get("softcap"),
+            sink_logits(self, index),
         )

@@ -64,8 +64,10 @@ GPT_OSS = Adapter(
     heads=None,
     moe=MoESpec(router="router", normalize_top_k=True, expert_by_hand=EXPERT),
     tiny_config=TINY,
-    notes=SINK_NOTES + "; heads are not served: patterns recomputed from queries and keys would miss the "
-    "per-head sink logit that joins every softmax",
+    notes=SINK_NOTES + "; heads are not served yet: its YaRN rotary multiplies cos and sin by the attention "
+    "factor (0.1 ln(factor) + 1), so rotary scales each head vector's norm and the heads check's test that "
+    "queries[i]/keys[i] are rotary's input (rotary keeps norms) cannot hold; the sink logit itself is "
+    "declared and recomputed patterns would include it",
     description="gpt-oss: biased router, top-k then softmax, clamped interleaved SwiGLU experts, attention sinks.",
 )
 

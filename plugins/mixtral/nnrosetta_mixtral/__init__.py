@@ -215,7 +215,7 @@ MIXTRAL = Adapter(
         "flint": Variant(
             moe=MoESpec(num_experts_key="num_experts", normalize_top_k="norm_topk_prob", shared_experts="shared_expert",
                         routing=Routing(scores="sigmoid")),
-            heads=None,
+            heads=conventions.HEADS,
             tiny_config={"num_experts": 4, "moe_intermediate_size": 24, "shared_expert_intermediate_size": 40,
                          "norm_topk_prob": True, "mlp_only_layers": [0],
                          "layer_types": ["full_attention", "sliding_attention"], "sliding_window": 4},
@@ -223,9 +223,10 @@ MIXTRAL = Adapter(
             notes="sigmoid routing without a score bias, renormalised (norm_topk_prob); an ungated shared expert "
             "at mlp.shared_expert is added to every token; the first mlp_only_layers are dense; attention "
             "sinks (self_attn.sinks, every layer): attention_probabilities[i] is HF eager's, without the sink "
-            "column, so rows sum to 1 minus the sink's share; heads not served: "
-            "patterns recomputed from queries and keys would miss the per-head sink logit, and only the "
-            "sliding layers apply rotary",
+            "column, so rows sum to 1 minus the sink's share; attention_patterns(i) recomputes the softmax with "
+            "the sink column and drops it likewise; only the sliding layers apply rotary (queries[i] of a full "
+            "layer are rotated_queries[i]); HuggingFace has no sdpa path (sinks), so patterns are compared "
+            "under eager only",
         ),
         "hy_v3": Variant(
             moe=MoESpec(num_experts_key="num_experts", normalize_top_k=True, shared_experts="shared_experts",
