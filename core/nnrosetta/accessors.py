@@ -47,7 +47,7 @@ def sublayer_site(model: "StandardizedTransformer", layer: int, sublayer: Option
     if sublayer is None:
         return envoy
     adapter = model.adapter
-    if sublayer == "mixer" or getattr(adapter, "layer_kinds", None) is not None:
+    if sublayer in ("mixer", "parallel_mixer") or getattr(adapter, "layer_kinds", None) is not None:
         from .layer_kinds import kind_path  # the layer's kind decides which module serves the sublayer
 
         path = kind_path(model, layer, sublayer, where)

@@ -12,7 +12,9 @@ each layer's kind from the config (`LayerKinds`), never the core by family name:
 - ``attentions_*[i]``, ``attention_probabilities[i]`` and the per-head values exist
   only on softmax-attention layers (`SOFTMAX_KINDS`); elsewhere a `CapabilityError`
   names the layer's kind and the layers that have them;
-- ``mlps_*[i]`` exist where the layer kind has an MLP (or MoE) block.
+- ``mlps_*[i]`` exist where the layer kind has an MLP (or MoE) block;
+- ``parallel_mixers_input/output[i]`` exist where the kind declares a `ParallelMixer`: a second
+  token mixer that reads the same normed input as the layer's mixer, its output added beside it.
 
 An adapter that declares no kinds is a plain transformer: every layer is `ATTENTION`
 and its mixer is ``self_attn``.
@@ -61,8 +63,43 @@ KINDS = tuple(KIND_DOCS)
 SOFTMAX_KINDS = frozenset({ATTENTION, SLIDING_ATTENTION})
 #: The standard sublayer name that serves whatever mixes tokens in a layer.
 MIXER = "mixer"
+#: The standard sublayer name of a second token mixer run beside the first (`ParallelMixer`).
+PARALLEL_MIXER = "parallel_mixer"
 
 KindsOfConfig = Callable[[Any], Sequence[str]]
+
+
+@dataclass(frozen=True)
+class ParallelMixer:
+    """A second token mixer of a layer, beside the kind's mixer: both read one normed input, both outputs are added.
+
+    The layer computes ``h + attention_scale * mixer(x) + scale * parallel(x')`` (then its MLP), where
+    ``x'`` is the same normed input as the mixer's (the family may scale it on the way in: then
+    ``parallel_mixers_input[i]`` is what the module really reads).
+
+    Fields:
+        path: the module's path from the layer (``"mamba"``).
+        kind: what it computes, one of `KINDS` (a softmax kind is refused: a second attention is no
+            "parallel mixer" but a differently shaped layer).
+        scale: the factor on its output in the residual add: None (1), a number, or a config key.
+    """
+
+    path: str
+    kind: str
+    scale: Union[None, float, str] = None
+
+    def problems(self) -> list[str]:
+        found = []
+        if not isinstance(self.path, str) or not self.path:
+            found.append(f"ParallelMixer path must be a module path, got {self.path!r}")
+        if self.kind not in KINDS or self.kind in SOFTMAX_KINDS or self.kind == MLP_ONLY:
+            found.append(f"ParallelMixer kind must be a non-softmax mixing kind, got {self.kind!r}")
+        if self.scale is not None and not (
+            (isinstance(self.scale, (int, float)) and not isinstance(self.scale, bool))
+            or (isinstance(self.scale, str) and self.scale)
+        ):
+            found.append(f"ParallelMixer scale must be None, a number or a config key, got {self.scale!r}")
+        return found
 
 
 @dataclass(frozen=True)
@@ -80,6 +117,9 @@ class LayerKinds:
         residuals: kind -> `Residual` for kinds whose layers add their sublayers otherwise than
             the adapter's `residual` says (OLMo-hybrid: post-normed attention layers, pre-normed
             delta-net layers).
+        parallel_mixers: kind -> `ParallelMixer` for kinds whose layers run a second token mixer
+            beside the first on the same normed input (Falcon-H1: attention and a Mamba-2 mixer),
+            served as ``parallel_mixers_input/output[i]``.
         not_padding_invariant: why left padding changes the real tokens' values (a recurrence or
             convolution that ignores the attention mask, as the plain HF model does); None: the model
             is padding-invariant. Declared, the `padding_invariance` check proves instead that the
@@ -92,10 +132,11 @@ class LayerKinds:
     mlps: Mapping[str, Optional[str]] = field(default_factory=dict)
     no_mlp: str = "the layer is a token mixer alone"
     residuals: Mapping[str, Any] = field(default_factory=dict)
+    parallel_mixers: Mapping[str, ParallelMixer] = field(default_factory=dict)
     not_padding_invariant: Optional[str] = None
 
     def __post_init__(self) -> None:
-        for name in ("mixers", "mlps", "residuals"):
+        for name in ("mixers", "mlps", "residuals", "parallel_mixers"):
             object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
 
     def mixer_path(self, kind: str) -> Optional[str]:
@@ -118,6 +159,11 @@ class LayerKinds:
                 found.append(f"residuals names kind {kind!r}; the kinds are: {', '.join(KINDS)}")
             problems = getattr(residual, "problems", None)
             found += [f"residuals[{kind!r}]: {problem}" for problem in (problems() if problems else ["is no Residual"])]
+        for kind, parallel in self.parallel_mixers.items():
+            if kind not in KINDS:
+                found.append(f"parallel_mixers names kind {kind!r}; the kinds are: {', '.join(KINDS)}")
+            problems = getattr(parallel, "problems", None)
+            found += [f"parallel_mixers[{kind!r}]: {p}" for p in (problems() if problems else ["is no ParallelMixer"])]
         if self.not_padding_invariant is not None and (
             not isinstance(self.not_padding_invariant, str) or not self.not_padding_invariant
         ):
@@ -206,6 +252,11 @@ def kind_path(model: "StandardizedTransformer", layer: int, sublayer: str, where
     "serve it as before" (spans and absent modules apply).
     """
     spec = model.adapter.layer_kinds
+    if spec is None and sublayer == PARALLEL_MIXER:
+        raise CapabilityError(
+            f"`parallel_mixers_{where}[{layer}]`: this {model.adapter.model_type!r} model's adapter declares no "
+            f"layer kinds, so no layer runs a second token mixer. Read `attentions_{where}[{layer}]`."
+        )
     if spec is None:
         return "self_attn" if sublayer == MIXER else sublayer
     kinds = declared_kinds(model)
@@ -229,6 +280,15 @@ def kind_path(model: "StandardizedTransformer", layer: int, sublayer: str, where
                 f"with `mixers_{where}[{layer}]`."
             )
         return spec.mixer_path(kind) or "self_attn"
+    if sublayer == PARALLEL_MIXER:
+        parallel = spec.parallel_mixers.get(kind)
+        if parallel is None:
+            having = [i for i, k in enumerate(kinds) if k in spec.parallel_mixers]
+            raise CapabilityError(
+                f"`parallel_mixers_{where}[{layer}]`: {label}, which runs one token mixer, no second one beside "
+                f"it; {_describe(having)} one. Read its token mixer with `mixers_{where}[{layer}]`."
+            )
+        return parallel.path
     if sublayer == "mlp":
         path = spec.mlp_path(kind)
         if path is None:
@@ -243,7 +303,8 @@ def kind_path(model: "StandardizedTransformer", layer: int, sublayer: str, where
 #: The per-layer accessors and the sublayer each reads.
 ACCESSOR_SUBLAYERS: Mapping[str, Optional[str]] = MappingProxyType({
     "layers_input": None, "mixers_input": MIXER, "attentions_input": "self_attn", "attentions_output": "self_attn",
-    "mixers_output": MIXER, "mlps_input": "mlp", "mlps_output": "mlp", "layers_output": None,
+    "mixers_output": MIXER, "parallel_mixers_input": PARALLEL_MIXER, "parallel_mixers_output": PARALLEL_MIXER,
+    "mlps_input": "mlp", "mlps_output": "mlp", "layers_output": None,
 })
 
 
@@ -262,9 +323,9 @@ def serves(model: "StandardizedTransformer", accessor: str, layer: int) -> bool:
 
 
 def served_accessors(model: "StandardizedTransformer", layer: int, names: Sequence[str]) -> tuple[str, ...]:
-    """The accessors among ``names`` that layer ``layer`` serves (all of them when no kinds are declared)."""
-    if model.adapter.layer_kinds is None:
-        return tuple(names)
+    """The accessors among ``names`` that layer ``layer`` serves (all but parallel mixers when no kinds are declared)."""
+    if model.adapter.layer_kinds is None:  # a plain transformer: one mixer, its attention
+        return tuple(name for name in names if ACCESSOR_SUBLAYERS.get(name) != PARALLEL_MIXER)
     return tuple(name for name in names if serves(model, name, layer))
 
 
@@ -282,6 +343,8 @@ def check_kind_structure(model: "StandardizedTransformer") -> None:
     for index, kind in enumerate(kinds):
         layer = model.layers[index]
         paths = {"mixer": spec.mixer_path(kind)}
+        if kind in spec.parallel_mixers:
+            paths["parallel mixer"] = spec.parallel_mixers[kind].path
         if "mlp" not in adapter.absent:
             paths["mlp"] = spec.mlp_path(kind)
         for role, path in paths.items():
@@ -404,6 +467,24 @@ class LayerKindsInterface:
 
         return ModuleAccessor(self, "mixers", MIXER)
 
+    @property
+    def parallel_mixers_input(self) -> Any:
+        """Layer i's second token mixer's input (a `ParallelMixer`), where its kind declares one."""
+        return _activations(self, "parallel_mixers_input", "input", PARALLEL_MIXER)
+
+    @property
+    def parallel_mixers_output(self) -> Any:
+        """Layer i's second token mixer's output (batch, seq, hidden), before the layer scales and adds it."""
+        return _activations(self, "parallel_mixers_output", "output", PARALLEL_MIXER)
+
+    @parallel_mixers_input.setter
+    def parallel_mixers_input(self, value: Any) -> None:
+        _refuse_replacing("parallel_mixers_input")
+
+    @parallel_mixers_output.setter
+    def parallel_mixers_output(self, value: Any) -> None:
+        _refuse_replacing("parallel_mixers_output")
+
     @mixers_input.setter
     def mixers_input(self, value: Any) -> None:
         _refuse_replacing("mixers_input")
@@ -463,10 +544,10 @@ class LayerKindsInterface:
         return super().ablate_heads(layer, heads)
 
 
-def _activations(model: "StandardizedTransformer", name: str, where: str) -> Any:
+def _activations(model: "StandardizedTransformer", name: str, where: str, sublayer: str = MIXER) -> Any:
     from .accessors import ActivationAccessor
 
-    return ActivationAccessor(model, name, MIXER, where)
+    return ActivationAccessor(model, name, sublayer, where)
 
 
 def _refuse_replacing(name: str) -> None:

@@ -6,11 +6,13 @@ scans, convolutions and recurrent cells. The adapter declares each layer's kind
 
 - the ``structure`` gate (`structure_by_kind`): layers and mixers are one class per kind, softmax layers' mixers
   form softmax attention and the others do not (a delta net called ``self_attn`` fails);
-- ``kinds_shapes``: ``mixers_input/output[i]`` are (batch, seq, hidden) on every mixing layer;
+- ``kinds_shapes``: ``mixers_input/output[i]`` (and ``parallel_mixers_*[i]`` where a kind declares a
+  `ParallelMixer`) are (batch, seq, hidden) on every mixing layer;
 - ``kinds_writes``: writing each mixer's value back changes nothing, editing its output
   at the last position changes the last logits only;
 - ``kinds_residual``: layers_output = layers_input + mixers_output (+ mlps_output), through
-  the declared post norms for a sandwich residual, and
+  the declared post norms for a sandwich residual and the declared scales (plus the parallel
+  mixer's scaled output where declared), and
   layers_input[i+1] = layers_output[i];
 - ``kinds_locality``: every mixer reads a per-token function of the layer input, mixes
   tokens causally; MLPs act per token;
@@ -24,6 +26,7 @@ On a model whose adapter declares no kinds (every layer softmax attention) ``mix
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +45,7 @@ from nnrosetta.layer_kinds import (
 )
 
 from .base import CheckFailure, CheckSkipped, check, current_probe, expect, model_device, where_differs
+from .meaning import _declared_sum, _scale
 
 if TYPE_CHECKING:
     from nnrosetta.model import StandardizedTransformer
@@ -70,6 +74,21 @@ def _declared(model: "StandardizedTransformer") -> None:
 
 def _mixing_layers(model: "StandardizedTransformer") -> list[int]:
     return [i for i in range(model.num_layers) if served_accessors(model, i, ("mixers_output",))]
+
+
+def _parallel_layers(model: "StandardizedTransformer") -> list[int]:
+    """The layers whose kind declares a `ParallelMixer` (a second token mixer beside the first)."""
+    return [i for i in range(model.num_layers) if served_accessors(model, i, ("parallel_mixers_output",))]
+
+
+def _parallel_outputs(model: "StandardizedTransformer", layers: list[int]) -> dict[int, torch.Tensor]:
+    """``parallel_mixers_output[i]`` of the probe, in a trace of their own (their order beside the mixer is the family's)."""
+    saved: dict[int, torch.Tensor] = {}
+    if layers:
+        with torch.no_grad(), model.trace(_inputs(model)):
+            for index in layers:
+                saved[index] = model.parallel_mixers_output[index].save()
+    return saved
 
 
 def _forms_softmax(module: torch.nn.Module) -> bool:
@@ -105,6 +124,13 @@ def structure_by_kind(model: "StandardizedTransformer") -> None:
                 f"layer {index} is declared {kind!r} ({KIND_DOCS[kind]}) but its mixer {type(module).__name__} calls "
                 f"an attention interface: it is softmax attention"
             )
+    for index in _parallel_layers(model):
+        module = module_at(model.layers[index], model.adapter.layer_kinds.parallel_mixers[kinds[index]].path)._module
+        forward = inspect.getsource(type(module).forward) if _forms_softmax(module) else ""
+        if "attention_interface" in forward:
+            problems.append(f"layer {index}'s parallel mixer {type(module).__name__} calls an attention interface: "
+                            f"it is softmax attention, not the declared "
+                            f"{model.adapter.layer_kinds.parallel_mixers[kinds[index]].kind!r}")
     for kind, classes in mixer_classes.items():
         if len(classes) > 1:
             problems.append(
@@ -135,6 +161,12 @@ def kinds_shapes(model: "StandardizedTransformer") -> None:
             for name in ("mixers_input", "mixers_output"):
                 value = getattr(model, name)[index]
                 seen[f"{name}[{index}]"] = tuple(value.shape)
+    parallel = _parallel_layers(model)
+    if parallel:
+        with torch.no_grad(), model.trace(_inputs(model)):
+            for index in parallel:
+                for name in ("parallel_mixers_input", "parallel_mixers_output"):
+                    seen[f"{name}[{index}]"] = tuple(getattr(model, name)[index].shape)
     expected = (probe.batch_size, probe.sequence_length, model.hidden_size)
     wrong = [f"{name} is {shape}" for name, shape in seen.items() if shape != expected]
     expect(not wrong, f"expected {expected} (batch, seq, hidden): " + "; ".join(wrong) + ".")
@@ -144,20 +176,29 @@ def kinds_shapes(model: "StandardizedTransformer") -> None:
 def kinds_writes(model: "StandardizedTransformer") -> None:
     """Writing each mixer's input and output back changes nothing; editing its last position moves only the last logits."""
     _declared(model)
-    inputs = _inputs(model)
     layers = _mixing_layers(model)
     if not layers:
         raise CheckSkipped("no layer has a token mixer")
+    _writes(model, layers, "mixers")
+    _writes(model, _parallel_layers(model), "parallel_mixers")
+
+
+def _writes(model: "StandardizedTransformer", layers: list[int], mixers: str) -> None:
+    """`kinds_writes` on ``{mixers}_input/output[i]`` of ``layers`` (``"mixers"`` or ``"parallel_mixers"``)."""
+    if not layers:
+        return
+    inputs = _inputs(model)
+    source, sink = getattr(model, f"{mixers}_input"), getattr(model, f"{mixers}_output")
     with torch.no_grad(), model.trace(inputs):
         clean = model.logits.save()
     with torch.no_grad(), model.trace(inputs):
         for index in layers:
-            model.mixers_input[index] = model.mixers_input[index].clone()
-            model.mixers_output[index] = model.mixers_output[index].clone()
+            source[index] = source[index].clone()
+            sink[index] = sink[index].clone()
         written = model.logits.save()
     expect(
         torch.equal(written, clean),
-        f"writing every mixers_input/mixers_output back unchanged changed the logits: {where_differs(written, clean)}.",
+        f"writing every {mixers}_input/{mixers}_output back unchanged changed the logits: {where_differs(written, clean)}.",
     )
     probe = current_probe(model)
     rows, copies = probe.batch_size, len(layers) + 1
@@ -165,12 +206,12 @@ def kinds_writes(model: "StandardizedTransformer") -> None:
     direction = torch.randn(model.hidden_size, generator=torch.Generator().manual_seed(3))
     with torch.no_grad(), model.trace(batch):
         for copy, index in enumerate(layers, start=1):
-            value = model.mixers_output[index]
+            value = sink[index]
             edited = value.clone()
             part = slice(copy * rows, (copy + 1) * rows)
             scale = float(value[part, -1].detach().abs().max()) + 1.0
             edited[part, -1] += scale * direction.to(value.device, value.dtype)
-            model.mixers_output[index] = edited
+            sink[index] = edited
         logits = model.logits.save()
     base = logits[:rows]
     tolerance = _tolerance(EFFECT_ULPS, base)
@@ -180,10 +221,10 @@ def kinds_writes(model: "StandardizedTransformer") -> None:
         edited = logits[copy * rows : (copy + 1) * rows]
         kind = declared_kinds(model)[index]
         if not bool(((edited[:, -1] - base[:, -1]).abs().amax(-1) > tolerance).all()):
-            problems.append(f"mixers_output[{index}] ({kind}): the edit left some row's last logits unchanged")
+            problems.append(f"{mixers}_output[{index}] ({kind}): the edit left some row's last logits unchanged")
         earlier = (edited[:, :-1] - base[:, :-1]).abs()[real]
         if earlier.numel() and float(earlier.max()) > tolerance:
-            problems.append(f"mixers_output[{index}] ({kind}): editing the last position changed earlier logits "
+            problems.append(f"{mixers}_output[{index}] ({kind}): editing the last position changed earlier logits "
                             f"(max |Δ| {float(earlier.max()):.3g})")
     expect(not problems, "editing a mixer's output at the last position should change the last logits only: "
            + "; ".join(problems) + ". The mixer path names a module whose output the layer does not use.")
@@ -211,11 +252,11 @@ def kinds_residual(model: "StandardizedTransformer") -> None:
                     values[f"{name} normed"] = (norm.input.save(), norm.output.save())
             values["output"] = model.layers_output[index].save()
             saved.append(values)
+    parallel = _parallel_outputs(model, _parallel_layers(model))
     problems = []
     for index, values in enumerate(saved):
         residual = forms[index]
         post_norms = {"mixers_output": residual.attention_post_norm, "mlps_output": residual.mlp_post_norm}
-        scale = float(model._config_value(residual.scale_key)) if residual.scale_key is not None else 1.0
         if index + 1 < len(saved) and not torch.equal(saved[index + 1]["input"], values["output"]):
             problems.append(f"layers_input[{index + 1}] is not layers_output[{index}]")
         if index not in summed:
@@ -226,15 +267,41 @@ def kinds_residual(model: "StandardizedTransformer") -> None:
                 if norm_input.shape != values[name].shape or not torch.equal(norm_input, values[name]):
                     problems.append(f"layer {index}: the post norm `{post_norms[name]}` does not read {name}[{index}]")
                 values[name] = norm_output
-        added = [values[name] for name in ("mixers_output", "mlps_output") if name in values]
-        expected = values["input"] + scale * sum(added) if added else values["input"]
+        try:
+            expected = _kind_sum(model, index, residual, values, parallel.get(index))
+        except LookupError as error:
+            problems.append(f"layer {index}: {error}")
+            continue
         tolerance = _tolerance(SUM_ULPS, expected, values["output"])
         if float((expected - values["output"]).abs().max()) > tolerance:
-            parts = " + ".join(["layers_input"] + [name for name in ("mixers_output", "mlps_output") if name in values])
+            names = ("mixers_output", "parallel_mixers_output", "mlps_output")
+            parts = " + ".join(["layers_input"] + [n for n in names if n in values or (n.startswith("parallel") and index in parallel)])
             problems.append(f"layer {index} ({kinds[index]}, Residual(kind={residual.kind!r})): layers_output != "
                             f"{parts} ({where_differs(expected, values['output'])})")
     expect(not problems, "each layer should add exactly its mixer's and MLP's outputs to the residual stream: "
            + "; ".join(problems) + ". The kind's mixer or MLP path names a module inside or outside the sublayer.")
+
+
+def _kind_sum(
+    model: "StandardizedTransformer", index: int, residual: Any, values: dict, parallel: Any
+) -> torch.Tensor:
+    """What the declared `Residual` (and the kind's `ParallelMixer`) says layer ``index`` outputs."""
+    zero = torch.zeros_like(values["input"])
+    mixer, mlp = values.get("mixers_output", zero), values.get("mlps_output", zero)
+    if parallel is None:
+        return _declared_sum(model, index, residual, {"input": values["input"], "attention": mixer, "mlp": mlp})
+    # h + a * mixer + p * parallel, in the family's order: the sublayer scales are folded into the mixers' sum.
+    declared = model.adapter.layer_kinds.parallel_mixers[declared_kinds(model)[index]]
+    if residual.scale_key is not None:
+        attention_scale = mlp_scale = float(model._config_value(residual.scale_key))
+    else:
+        attention_scale = _scale(model, index, residual.attention_scale, "attention_scale")
+        mlp_scale = _scale(model, index, residual.mlp_scale, "mlp_scale")
+    parallel_scale = _scale(model, index, declared.scale, "ParallelMixer.scale")
+    scaled = lambda value, factor: value if factor is None else value * factor  # noqa: E731
+    mixed = scaled(parallel, parallel_scale) + scaled(mixer, attention_scale)
+    unscaled = dataclasses.replace(residual, scale_key=None, attention_scale=None, mlp_scale=mlp_scale)
+    return _declared_sum(model, index, unscaled, {"input": values["input"], "attention": mixed, "mlp": mlp})
 
 
 @check("kinds_locality")
@@ -298,6 +365,11 @@ def kinds_generation(model: "StandardizedTransformer") -> None:
     chosen: dict[str, int] = {}
     for index in _mixing_layers(model):
         chosen.setdefault(kinds[index], index)
+    parallel = {}  # a parallel mixer's kind, by the key it is chosen under
+    for index in _parallel_layers(model):
+        declared = model.adapter.layer_kinds.parallel_mixers[kinds[index]]
+        parallel.setdefault(f"parallel {declared.kind}", (index, declared.path))
+        chosen.setdefault(f"parallel {declared.kind}", index)
     if not chosen:
         raise CheckSkipped("no layer has a token mixer")
     probe = current_probe(model)
@@ -309,17 +381,21 @@ def kinds_generation(model: "StandardizedTransformer") -> None:
         clean = model._module.generate(**inputs, **options)[:, probe.sequence_length :]
     problems = []
     for kind, layer in chosen.items():
+        outputs = model.parallel_mixers_output if kind in parallel else model.mixers_output
         with torch.no_grad(), model.trace(inputs):
-            scale = (model.mixers_output[layer].detach().abs().max() + 1.0).save()
+            scale = (outputs[layer].detach().abs().max() + 1.0).save()
         push = torch.randn(model.hidden_size, generator=torch.Generator().manual_seed(5)) * float(scale) * 4.0
         steps: list[int] = []
         with torch.no_grad(), model.generate(inputs, **options) as tracer:
             for _ in tracer.iter[:GENERATED_TOKENS]:
-                value = model.mixers_output[layer]
+                value = outputs[layer]
                 steps.append(int(value.shape[1]))
-                model.mixers_output[layer] = value + push.to(value.device, value.dtype)
+                outputs[layer] = value + push.to(value.device, value.dtype)
             traced = tracer.result.save()
-        module = mixer_module(model, layer)._module
+        if kind in parallel:
+            module = module_at(model.layers[layer], parallel[kind][1])._module
+        else:
+            module = mixer_module(model, layer)._module
 
         def hook(_module: Any, _args: Any, output: Any) -> Any:
             if isinstance(output, tuple):
@@ -335,7 +411,7 @@ def kinds_generation(model: "StandardizedTransformer") -> None:
         traced = traced[:, probe.sequence_length :].cpu()
         reference = reference[:, probe.sequence_length :].cpu()
         if len(steps) != GENERATED_TOKENS:
-            problems.append(f"{kind} layer {layer}: tracer.iter reached mixers_output at {len(steps)} steps")
+            problems.append(f"{kind} layer {layer}: tracer.iter reached its output at {len(steps)} steps")
         elif not torch.equal(traced, reference):
             problems.append(f"{kind} layer {layer}: traced edit generated {traced.tolist()}, hooked HF generate "
                             f"{reference.tolist()}")

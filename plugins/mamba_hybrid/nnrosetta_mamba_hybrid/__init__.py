@@ -14,6 +14,11 @@ maps it to `STATE_SPACE` (never the core, never by class name).
   layers whose ``mlps_*[i]`` is the mixer module. Probabilities and heads are read in the
   attention blocks' ``mixer`` (the specs' ``module``); its MoE is not served (the MoE interface
   reads ``layers[i].mlp``, and Nemotron-H's MoE block is a ``mixer``).
+- ``falcon_h1``: every layer ("hybrid") runs a softmax attention (``self_attn``, its input scaled by
+  ``attention_in_multiplier``) and a Mamba-2 mixer (``mamba``) in parallel on one normed input and
+  adds ``attention_out_multiplier * attention + ssm_out_multiplier * mamba``: the layers are
+  `ATTENTION` layers whose `ParallelMixer` is the `STATE_SPACE` scan; logits are
+  ``lm_head(norm(h)) * lm_head_multiplier``.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import dataclasses
 from typing import TYPE_CHECKING
 
 from nnrosetta import Adapter, Residual, Variant, conventions, hookimpl
-from nnrosetta.layer_kinds import ATTENTION, MLP_ONLY, STATE_SPACE, LayerKinds, from_config
+from nnrosetta.layer_kinds import ATTENTION, MLP_ONLY, STATE_SPACE, LayerKinds, ParallelMixer, from_config
 
 if TYPE_CHECKING:
     import torch
@@ -49,6 +54,11 @@ TINY = {
 def divided_by_logits_scaling(model: "StandardizedTransformer", hidden: "torch.Tensor") -> "torch.Tensor":
     """Granite (muP): ``lm_head(norm(h)) / config.logits_scaling``."""
     return model.lm_head(model.ln_final(hidden)) / model.config.logits_scaling
+
+
+def times_lm_head_multiplier(model: "StandardizedTransformer", hidden: "torch.Tensor") -> "torch.Tensor":
+    """Falcon-H1 (muP): ``lm_head(norm(h)) * config.lm_head_multiplier``."""
+    return model.lm_head(model.ln_final(hidden)) * model.config.lm_head_multiplier
 
 
 def _routed_experts(config) -> str | None:
@@ -110,11 +120,22 @@ MAMBA_HYBRID = Adapter(
             "a LoRA-adapted projection, then a Mamba-2 layer: two token mixers and an extra input stream in one "
             "layer, which the layer-kind vocabulary (one token mixer per layer) does not describe"
         )),
-        "falcon_h1": Variant(unsupported=(
-            "every Falcon-H1 layer runs a Mamba-2 mixer and a softmax attention in parallel on the same normed "
-            "input and adds both, scaled by config multipliers: two token mixers per layer, which the layer-kind "
-            "vocabulary (one token mixer per layer) does not describe; mixers_output would have to choose one"
-        )),
+        "falcon_h1": Variant(
+            layer_kinds=LayerKinds(
+                kinds=from_config("layers_block_type", {"hybrid": ATTENTION}),
+                mixers={ATTENTION: "self_attn"},
+                parallel_mixers={ATTENTION: ParallelMixer("mamba", STATE_SPACE, scale="ssm_out_multiplier")},
+            ),
+            residual=Residual(attention_scale="attention_out_multiplier"),
+            final_projection=times_lm_head_multiplier,
+            # muP multipliers away from 1, so a declaration that drops one is caught.
+            tiny_config={"mamba_d_ssm": 64, "mamba_d_head": 8, "attention_in_multiplier": 0.7,
+                         "attention_out_multiplier": 0.8, "ssm_out_multiplier": 0.3, "ssm_in_multiplier": 1.3,
+                         "key_multiplier": 0.9, "embedding_multiplier": 2.0, "lm_head_multiplier": 0.6,
+                         "mlp_multipliers": [0.9, 1.1], "ssm_multipliers": [1.1, 0.9, 1.2, 0.8, 1.0]},
+            notes="attention and a Mamba-2 mixer in parallel in every layer: attentions_* and "
+                  "parallel_mixers_* (the state-space scan); muP multipliers",
+        ),
     },
     description="Mamba-2 hybrids: state-space and softmax-attention layers by transformers' layers_block_type.",
 )

@@ -45,3 +45,27 @@ def test_granite_hybrid_with_routed_experts_is_refused_with_the_reason():
     hf, tokenizer = build_tiny("granitemoehybrid", overrides={"num_local_experts": 4, "num_experts_per_tok": 2})
     with pytest.raises(UnsupportedArchitectureError, match=r"block_sparse_moe\(x\) \+ shared_mlp\(x\)"):
         StandardizedTransformer(hf, tokenizer=tokenizer)
+
+
+def test_falcon_h1_serves_its_attention_as_attention_and_its_parallel_mamba_as_the_parallel_mixer():
+    hf, tokenizer = build_tiny("falcon_h1")
+    model = StandardizedTransformer(hf, tokenizer=tokenizer)
+    config = hf.config
+    assert model.layer_kinds == ("attention",) * config.num_hidden_layers
+    assert model.attentions[0]._module is hf.model.layers[0].self_attn
+    bamba, bamba_tokenizer = build_tiny("bamba")
+    with pytest.raises(CapabilityError, match=r"runs one token mixer"):
+        StandardizedTransformer(bamba, tokenizer=bamba_tokenizer).parallel_mixers_output[0]
+    with torch.no_grad(), model.trace(PROMPT):
+        layer_input = model.layers_input[0].save()
+        attention_input = model.attentions_input[0].save()
+        attention = model.attentions_output[0].save()
+        mlp = model.mlps_output[0].save()
+        output = model.layers_output[0].save()
+    with torch.no_grad(), model.trace(PROMPT):  # the Mamba-2 mixer runs before the attention
+        scan_input = model.parallel_mixers_input[0].save()
+        scan = model.parallel_mixers_output[0].save()
+    # Both read one normed input; the attention's is scaled by attention_in_multiplier on the way in.
+    assert torch.equal(attention_input, scan_input * config.attention_in_multiplier)
+    mixed = layer_input + (scan * config.ssm_out_multiplier + attention * config.attention_out_multiplier)
+    assert torch.equal(output, mixed + mlp)
