@@ -13,13 +13,13 @@ import json
 import shlex
 from pathlib import Path
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING
 
 from nnrosetta.errors import NnrosettaError
 from nnrosetta.cli import console, writable_file
+
+if TYPE_CHECKING:  # rich is imported when something is printed: `nnrosetta check --help` stays light
+    from rich.console import Console
 
 NAME = "check"
 HELP = "run the conformance suite on a model (hub id, folder, tiny:<model_type>) or on every tiny model"
@@ -42,6 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     from .report import SuiteRun, versions
     from .runner import run as run_suite
     from .runner import run_all_tiny, select_checks, tiny_targets
@@ -120,7 +122,10 @@ def _shown_arguments(args: argparse.Namespace) -> list[str]:
     return shown
 
 
-def _print(out: Console, outcome, single: bool) -> None:
+def _print(out: "Console", outcome, single: bool) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
     if single:
         report = outcome.reports[0]
         table = Table(title=f"nnrosetta check {report.target}: {report.model_type} via adapter {report.adapter} ({report.plugin})")
