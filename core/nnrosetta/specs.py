@@ -213,9 +213,12 @@ class HeadsSpec:
             query scale): the call that applies rotary and returns ``(queries, keys)``,
             e.g. ``Called("apply_rotary_pos_emb")``. `rotated_queries`/`rotated_keys` stay
             the attention call's arguments, what enters softmax(QKᵀ): rotary's output
-            transformed. The suite then checks that this call receives `queries`/`keys`
-            exactly and returns vectors of the same norms (a rotation); in a layer where
-            the call does not run, they are compared with the attention call's arguments.
+            transformed. Declare it also where rotary scales as well as rotates (YaRN
+            multiplies cos and sin by its attention factor). The suite then checks that
+            this call receives `queries`/`keys` exactly and returns vectors of the same
+            norms times sqrt(cos² + sin²) (its third and fourth arguments) where that is
+            one number per position; in a layer where the call does not run, they are
+            compared with the attention call's arguments.
     """
 
     output_projection: str

@@ -361,6 +361,9 @@ def _rotary_outputs(model: "StandardizedTransformer", inputs: dict) -> dict[int,
             seen[index] = {"queries": queries, "keys": keys, "received queries": args[0].save(),
                            "received keys": args[1].save(), "rotated queries": output[0].save(),
                            "rotated keys": output[1].save()}
+            if len(args) >= 4 and all(isinstance(a, torch.Tensor) for a in args[2:4]) and args[2].shape == args[3].shape:
+                # (cos, sin): a rotation has cos² + sin² = 1; YaRN multiplies both by its attention factor.
+                seen[index]["scale"] = (args[2].float() ** 2 + args[3].float() ** 2).sqrt().save()
     expect(
         not malformed,
         f"`heads.rotary_output` ({spec.rotary_output.describe()}) must be a call receiving (queries, keys, ...) and "
@@ -376,13 +379,33 @@ def _rotary_outputs(model: "StandardizedTransformer", inputs: dict) -> dict[int,
     return seen
 
 
+def _scaled_by_rotary(vectors: torch.Tensor, scale: Optional[torch.Tensor]) -> torch.Tensor:
+    """``vectors`` times rotary's scale sqrt(cos² + sin²) where it is one number per position.
+
+    A rotation has scale 1 and keeps norms; YaRN multiplies cos and sin by its attention
+    factor, the same for every dimension. ``scale`` is (batch, seq, width) or (seq, width),
+    shared by every head. None, or a scale that varies along the dimensions: unscaled.
+    """
+    if scale is None or scale.dim() not in (2, 3):
+        return vectors
+    per_position = scale[..., :1]
+    tolerance = ROTARY_NORM_ULPS * torch.finfo(scale.dtype).eps
+    if not torch.allclose(scale, per_position.expand_as(scale), atol=tolerance, rtol=0):
+        return vectors
+    try:
+        return vectors * per_position.to(vectors.dtype).unsqueeze(-3)
+    except RuntimeError:
+        return vectors
+
+
 def _projections_feed_attention(model: "StandardizedTransformer", seen: dict, index: int, rotary: Optional[dict]) -> None:
     """Values are what attention receives; queries and keys are its rotated ones before rotary.
 
     Rotary embedding rotates pairs of dimensions, so it keeps each head vector's
     norm: a pre-rotary value taken at the wrong point (before a q/k norm, say)
     has other norms than the rotated one. Where the family transforms the rotated
-    queries and keys again (`heads.rotary_output`), the norms are those of rotary's output.
+    queries and keys again, or rotary scales as well (`heads.rotary_output`), the
+    norms are those of rotary's output, times the scale its cos and sin carry.
     """
     values, received = seen[f"values[{index}]"], seen[f"attention values[{index}]"]
     expect(
@@ -393,10 +416,11 @@ def _projections_feed_attention(model: "StandardizedTransformer", seen: dict, in
         before = seen[f"{name}[{index}]"]
         after = rotary[f"rotated {name}"] if rotary is not None else seen[f"rotated_{name}[{index}]"]
         tolerance = ROTARY_NORM_ULPS * torch.finfo(before.dtype).eps * max(1.0, float(after.abs().max()))
+        expected = _scaled_by_rotary(before, rotary.get("scale") if rotary is not None else None).norm(dim=-1)
         expect(
-            torch.allclose(before.norm(dim=-1), after.norm(dim=-1), atol=tolerance, rtol=0),
+            torch.allclose(expected, after.norm(dim=-1), atol=tolerance, rtol=0),
             f"{name}[{index}] is not {'rotary output' if rotary is not None else f'rotated_{name}[{index}]'} before "
-            f"rotary: the norms of its head vectors differ, {where_differs(before.norm(dim=-1), after.norm(dim=-1))}. "
+            f"rotary: the norms of its head vectors differ, {where_differs(expected, after.norm(dim=-1))}. "
             f"The adapter's `heads` points are at another value than the one rotary embedding is applied to"
             + ("" if rotary is not None else ", or the family transforms the rotated queries and keys before the "
                "attention call (declare `heads.rotary_output`)") + ".",

@@ -15,6 +15,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
 from nnrosetta import Adapter, AttentionSpec, MoESpec, conventions, hookimpl
@@ -40,6 +42,9 @@ SINK_NOTES = (
 #: Eager attention's probabilities, with the per-head sink logits at ``self_attn.sinks``.
 ATTENTION = AttentionSpec(probabilities=conventions.ATTENTION.probabilities, sinks="sinks")
 
+#: Llama's heads; the rotary call is named so the heads check reads the scale YaRN gives cos and sin.
+HEADS = dataclasses.replace(conventions.HEADS, rotary_output=conventions.ROTARY_CALL)
+
 #: Shrunk defaults: alternating sliding and full attention kept; a small swiglu_limit so the clamp acts.
 TINY = {
     "hidden_size": 32,
@@ -61,13 +66,13 @@ GPT_OSS = Adapter(
     model_types=("gpt_oss",),
     rename={"model.embed_tokens": "embed_tokens", "model.layers": "layers", "model.norm": "ln_final"},
     attention=ATTENTION,
-    heads=None,
+    heads=HEADS,
     moe=MoESpec(router="router", normalize_top_k=True, expert_by_hand=EXPERT),
     tiny_config=TINY,
-    notes=SINK_NOTES + "; heads are not served yet: its YaRN rotary multiplies cos and sin by the attention "
-    "factor (0.1 ln(factor) + 1), so rotary scales each head vector's norm and the heads check's test that "
-    "queries[i]/keys[i] are rotary's input (rotary keeps norms) cannot hold; the sink logit itself is "
-    "declared and recomputed patterns would include it",
+    notes=SINK_NOTES + "; attention_patterns(i) recomputes the softmax with the sink column and drops it; "
+    "YaRN rotary multiplies cos and sin by its attention factor (0.1 ln(factor) + 1), so rotated_queries[i] "
+    "are rotary's output with that scale (heads.rotary_output names the call); HuggingFace has no sdpa path "
+    "for gpt-oss (sinks), so patterns are compared under eager only",
     description="gpt-oss: biased router, top-k then softmax, clamped interleaved SwiGLU experts, attention sinks.",
 )
 

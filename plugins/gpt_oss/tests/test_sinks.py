@@ -71,3 +71,33 @@ def test_sinks_declared_on_a_model_without_them_fail_the_check():
     _, model = _eager("llama", adapter=planted)
     with pytest.raises(CheckFailure, match=r"declares attention sinks at `sinks`.*no attribute `sinks`"):
         CHECKS["attention_probabilities"].function(model)
+
+
+def test_gpt_oss_heads_rotary_scales_by_yarns_attention_factor_and_patterns_include_the_sink():
+    from transformers.models.gpt_oss.modeling_gpt_oss import apply_rotary_pos_emb
+
+    hf, model = _eager("gpt_oss")
+    factor = hf.model.rotary_emb.attention_scaling
+    assert factor > 1.3  # YaRN's 0.1 ln(32) + 1 on the tiny config
+    seen = {}
+    with torch.no_grad(), model.trace(PROMPT):
+        for layer in range(model.num_layers):
+            seen[layer] = {
+                "inputs": model.layers[layer].self_attn.inputs[1].save(),
+                "queries": model.queries[layer].save(),
+                "keys": model.keys[layer].save(),
+                "rotated_queries": model.rotated_queries[layer].save(),
+                "rotated_keys": model.rotated_keys[layer].save(),
+                "pattern": model.attention_patterns(layer).save(),
+                "probabilities": model.attention_probabilities[layer].save(),
+            }
+    for values in seen.values():
+        cos, sin = values["inputs"]["position_embeddings"]
+        queries, keys = apply_rotary_pos_emb(values["queries"], values["keys"], cos, sin)
+        assert torch.equal(queries, values["rotated_queries"])
+        assert torch.equal(keys, values["rotated_keys"])
+        ratio = values["rotated_queries"].norm(dim=-1) / values["queries"].norm(dim=-1)
+        assert torch.allclose(ratio, torch.full_like(ratio, factor), atol=1e-5, rtol=0)
+        tolerance = 16 * torch.finfo(values["probabilities"].dtype).eps
+        assert torch.allclose(values["pattern"], values["probabilities"], atol=tolerance, rtol=0)
+    CHECKS["heads"].function(model)
