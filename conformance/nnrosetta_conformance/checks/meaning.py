@@ -236,8 +236,8 @@ def sublayer_locality(model: "StandardizedTransformer") -> None:
     Where `ConfigKeys.kv_shared` declares that a layer attends over an earlier layer's keys and
     values, that layer's own input reaches only its own tokens' outputs, and the source's
     mixes tokens into it: an edit of the source's attention input, with the residual stream
-    after the source put back, must move the reusing layer's later tokens, and no other
-    later attention.
+    after the source and every later layer put back, must move the reusing layer's later
+    tokens, and no other later attention.
     """
     if model.adapter.layer_kinds is not None:
         raise CheckSkipped("the adapter declares layer kinds: `kinds_locality` checks each layer's mixer and MLP")
@@ -275,10 +275,11 @@ def sublayer_locality(model: "StandardizedTransformer") -> None:
                 model.mlps_input[index] = push(model.mlps_input[index], copy_of[(index, "mlp")])
                 read[(index, "mlp_output")] = model.mlps_output[index].save()
             if shared and index < model.num_layers - 1:
-                # Put the stream after this layer back in its attention edit's copy: only shared k/v carry it on.
+                # In the copies of this and every earlier layer's attention edit, put the stream after this
+                # layer back: only shared keys and values carry an edit on to a later attention.
                 output = model.layers_output[index]
                 restored = output.clone()
-                restored[copy_of[(index, "attention")]] = output[0]
+                restored[[copy_of[(source, "attention")] for source in range(index + 1)]] = output[0]
                 model.layers_output[index] = restored
     problems = []
     for index in range(model.num_layers):
@@ -312,12 +313,12 @@ def sublayer_locality(model: "StandardizedTransformer") -> None:
             if shared.get(index) == source and float(moved[1:].max()) <= tolerance:
                 problems.append(
                     f"layer {index}: kv_shared says it attends over layer {source}'s keys and values, but editing "
-                    f"layer {source}'s attentions_input at token 0 (the stream after it put back) left layer "
+                    f"layer {source}'s attentions_input at token 0 (the stream after each layer put back) left layer "
                     f"{index}'s later tokens unchanged"
                 )
             elif shared.get(index) != source and float(moved.max()) > tolerance:
                 problems.append(
-                    f"layer {index}: editing layer {source}'s attentions_input (the stream after it put back) "
+                    f"layer {index}: editing layer {source}'s attentions_input (the stream after each layer put back) "
                     f"changed layer {index}'s attention output by {float(moved.max()):.3g}: it reads layer "
                     f"{source}'s keys and values, which kv_shared does not declare"
                     + (f" (it declares layer {shared[index]})" if index in shared else "")

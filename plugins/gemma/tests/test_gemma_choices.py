@@ -180,3 +180,22 @@ def test_gemma4_kv_shared_layer_reads_other_tokens_only_through_an_earlier_layer
         saved[edited_layer] = (edited - clean)[:, 1:].abs().max()
     assert saved[shared] == 0
     assert saved[shared - 1] > 0
+
+
+def test_gemma4_kv_sources_follow_the_last_storing_layer_of_each_type_and_the_suite_proves_them():
+    """Five layers, two kv-shared ones of different types: each reads the last earlier layer of its type."""
+    from nnrosetta_conformance import run
+    from nnrosetta_gemma import gemma4_kv_sources
+
+    sliding, full = "sliding_attention", "full_attention"
+    hf, tokenizer = build_tiny("gemma4_text", overrides={
+        "num_hidden_layers": 5,
+        "layer_types": [sliding, full, sliding, sliding, full],
+        "per_layer_config": {"01": {"head_dim": 16}, "04": {"head_dim": 16}},
+        "num_kv_shared_layers": 2,
+    })
+    assert gemma4_kv_sources(hf.config) == {3: 2, 4: 1}
+    report = run(StandardizedTransformer(hf, tokenizer=tokenizer), checks=["sublayer_locality", "sizes"])
+    assert [(r.name, r.status) for r in report.results] == [("sublayer_locality", "passed"), ("sizes", "passed")], [
+        r.message for r in report.results
+    ]
