@@ -11,7 +11,7 @@ digest of everything the checks depend on:
   its code, defaults, closure cells and the module globals it names (recursively,
   for functions outside torch, transformers, nnsight and nnrosetta);
 - the config, the attention implementation, every module's path and class, every
-  parameter's name, shape and dtype, and each module class's ``forward`` code and
+  parameter's name, shape, dtype and device, and each module class's ``forward`` code and
   source file (size and modification time);
 - the versions of Python, torch, transformers and nnsight, and the size and
   modification time of every nnrosetta source file.
@@ -83,7 +83,7 @@ def digest(model: Any, key: tuple) -> Optional[str]:
         [str(part) for part in key[:2]] + [key[2], key[3], str(key[4])],
         adapter,
         [[name, _name(type(m))] for name, m in module.named_modules()],
-        [[name, list(p.shape), str(p.dtype)] for name, p in module.named_parameters()],
+        [[name, list(p.shape), str(p.dtype), str(p.device)] for name, p in module.named_parameters()],
         [[_name(cls), _file_stamp(cls.__module__), _code_digest(getattr(cls.forward, "__code__", None))]
          for cls in classes],
     ]
