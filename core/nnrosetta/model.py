@@ -240,19 +240,41 @@ class StandardizedTransformer(
             ) from None
         return len(layers)
 
+    def _per_layer_size(self, name: str) -> Optional[int]:
+        """With `ConfigKeys.per_layer`, the size every layer shares; an error naming each layer's where they differ."""
+        keys = self.adapter.config_keys
+        if keys.per_layer is None:
+            return None
+        sizes = {layer: keys.layer_sizes(self.config, layer)[name] for layer in range(self.num_layers)}
+        if len(set(sizes.values())) > 1:
+            raise CapabilityError(
+                f"`{name}` differs between the layers of this {self.adapter.model_type!r} model (adapter "
+                f"{self.adapter.name!r}, {self.adapter.plugin or '<explicit>'}, reads it per layer from "
+                f"config.{keys.per_layer}): {sizes}. Read one layer's with "
+                f"model.adapter.config_keys.layer_sizes(model.config, layer)."
+            )
+        return next(iter(sizes.values()))
+
     @property
     def num_heads(self) -> int:
         """Number of attention (query) heads."""
-        return int(self._config_value(self.adapter.config_keys.num_heads))
+        shared = self._per_layer_size("num_heads")
+        return shared if shared is not None else int(self._config_value(self.adapter.config_keys.num_heads))
 
     @property
     def num_kv_heads(self) -> int:
         """Number of key/value heads (equal to `num_heads` without grouped-query attention)."""
+        shared = self._per_layer_size("num_kv_heads")
+        if shared is not None:
+            return shared
         return int(self._config_value(self.adapter.config_keys.num_kv_heads) or self.num_heads)
 
     @property
     def head_dim(self) -> int:
         """Size of one attention head."""
+        shared = self._per_layer_size("head_dim")
+        if shared is not None:
+            return shared
         return int(self._config_value(self.adapter.config_keys.head_dim) or self.hidden_size // self.num_heads)
 
     @property

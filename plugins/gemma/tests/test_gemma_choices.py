@@ -199,3 +199,13 @@ def test_gemma4_kv_sources_follow_the_last_storing_layer_of_each_type_and_the_su
     assert [(r.name, r.status) for r in report.results] == [("sublayer_locality", "passed"), ("sizes", "passed")], [
         r.message for r in report.results
     ]
+
+
+def test_gemma4_head_dim_differs_by_layer_and_the_model_says_so_by_layer():
+    from nnrosetta import CapabilityError
+
+    model = StandardizedTransformer("tiny:gemma4_text")
+    assert (model.num_heads, model.num_kv_heads) == (4, 2)
+    assert [model.adapter.config_keys.layer_sizes(model.config, i)["head_dim"] for i in range(3)] == [8, 16, 16]
+    with pytest.raises(CapabilityError, match=r"`head_dim` differs between the layers.*\{0: 8, 1: 16, 2: 16\}.*layer_sizes"):
+        model.head_dim
