@@ -188,6 +188,8 @@ MUTATIONS = [
     ("fused query projection declared without its output gate", "axk2",
      _keys("axk2", projections={"q_gate_proj": (("num_heads", "head_dim"),)}), {"sizes"}),
     ("MoE block output norm dropped", "axk1", _moe("axk1", output_norm=None), {"moe_routing"}),
+    ("attention-expert kv heads at the query-head count", "jetmoe", _keys("jetmoe", num_kv_heads="num_attention_heads"),
+     {"sizes"}),
 ]
 
 
