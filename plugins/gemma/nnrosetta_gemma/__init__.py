@@ -160,11 +160,6 @@ def gemma4_kv_sources(config) -> dict[int, int]:
 GEMMA4_CONFIG_KEYS = {"per_layer": "per_layer_config", "kv_shared": gemma4_kv_sources}
 
 
-#: What a Gemma 4 decoder cannot show through the generic checks (text model and image-text model alike).
-GEMMA4_KNOWN_BROKEN = {
-}
-
-
 #: Gemma 4 unified text: Gemma 4's sliding/global head sizes and kv sharing, without per-layer input embeddings.
 TINY_GEMMA4_UNIFIED = {
     **TINY,
@@ -224,7 +219,6 @@ GEMMA = Adapter(
             config_keys=GEMMA4_CONFIG_KEYS,
             tiny_config=TINY_GEMMA4,
             refuse=refuse_gemma4_options,
-            known_broken=GEMMA4_KNOWN_BROKEN,
             notes="sandwich norms; q/k/v norms; per-layer input embeddings feed a third residual branch (inside "
             "layers_output[i], outside mlps_output[i]); output times layer_scalar; heads are not served: head "
             "sizes differ between sliding and global layers (per_layer_config) and kv-shared layers reuse an "
@@ -263,7 +257,6 @@ GEMMA = Adapter(
             heads=None,
             config_keys=GEMMA4_CONFIG_KEYS,
             refuse=refuse_gemma4_text_options,
-            known_broken=GEMMA4_KNOWN_BROKEN,
             tiny_config={
                 "text_config": {**TINY, **TINY_GEMMA4, "vocab_size": 384,
                                 "pad_token_id": 3, "bos_token_id": 1, "eos_token_id": 2},
