@@ -110,13 +110,18 @@ class LayerKinds:
         kinds: ``(config) -> sequence of kinds``, one per layer, read from the config
             (``layer_types``, ``layers_block_type``, ``attn_layer_indices``...); see `from_config`.
         mixers: kind -> path from the layer to its token mixer (default ``"self_attn"``,
-            the standard module); None for a kind without one (`MLP_ONLY`).
+            the standard module); None for a kind without one (`MLP_ONLY`); a tuple of paths for a
+            kind whose layers come in several wrappings (the first path a layer has is its mixer).
         mlps: kind -> path from the layer to its MLP or MoE block (default ``"mlp"``);
             None for a kind whose layers have none.
         no_mlp: why layers without an MLP have none (shown in the error).
         residuals: kind -> `Residual` for kinds whose layers add their sublayers otherwise than
             the adapter's `residual` says (OLMo-hybrid: post-normed attention layers, pre-normed
             delta-net layers).
+        mixer_input_branches: kind -> path from the layer to a module, on some layers of that kind,
+            whose output the layer adds to its mixer's input (Zamba's shared attention block feeding
+            its Mamba mixer); on those layers the mixer's input mixes tokens (it is checked causal,
+            not per token).
         parallel_mixers: kind -> `ParallelMixer` for kinds whose layers run a second token mixer
             beside the first on the same normed input (Falcon-H1: attention and a Mamba-2 mixer),
             served as ``parallel_mixers_input/output[i]``.
@@ -128,19 +133,30 @@ class LayerKinds:
     """
 
     kinds: KindsOfConfig
-    mixers: Mapping[str, Optional[str]] = field(default_factory=dict)
+    mixers: Mapping[str, Union[None, str, tuple[str, ...]]] = field(default_factory=dict)
     mlps: Mapping[str, Optional[str]] = field(default_factory=dict)
     no_mlp: str = "the layer is a token mixer alone"
     residuals: Mapping[str, Any] = field(default_factory=dict)
+    mixer_input_branches: Mapping[str, str] = field(default_factory=dict)
     parallel_mixers: Mapping[str, ParallelMixer] = field(default_factory=dict)
     not_padding_invariant: Optional[str] = None
 
     def __post_init__(self) -> None:
-        for name in ("mixers", "mlps", "residuals", "parallel_mixers"):
+        for name in ("mixers", "mlps", "residuals", "parallel_mixers", "mixer_input_branches"):
             object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
 
-    def mixer_path(self, kind: str) -> Optional[str]:
-        return self.mixers.get(kind, None if kind == MLP_ONLY else "self_attn")
+    def mixer_path(self, kind: str, layer: Any = None) -> Optional[str]:
+        """The kind's mixer path; of several, the first that ``layer`` (an envoy) has (the first without one)."""
+        path = self.mixers.get(kind, None if kind == MLP_ONLY else "self_attn")
+        if not isinstance(path, tuple):
+            return path
+        if layer is not None:
+            from .validation import _has_path
+
+            for candidate in path:
+                if _has_path(layer, candidate):
+                    return candidate
+        return path[0]
 
     def mlp_path(self, kind: str) -> Optional[str]:
         return self.mlps.get(kind, "mlp")
@@ -148,10 +164,12 @@ class LayerKinds:
     def problems(self) -> list[str]:
         """What is malformed in this declaration (empty when it is well formed)."""
         found = [] if callable(self.kinds) else [f"kinds must be a function (config) -> kinds, got {self.kinds!r}"]
-        for name in ("mixers", "mlps"):
+        for name in ("mixers", "mlps", "mixer_input_branches"):
             for kind, path in getattr(self, name).items():
                 if kind not in KINDS:
                     found.append(f"{name} names kind {kind!r}; the kinds are: {', '.join(KINDS)}")
+                if name == "mixers" and isinstance(path, tuple) and path and all(isinstance(p, str) and p for p in path):
+                    continue
                 if path is not None and (not isinstance(path, str) or not path):
                     found.append(f"{name}[{kind!r}] must be a module path or None, got {path!r}")
         for kind, residual in self.residuals.items():
@@ -263,7 +281,7 @@ def kind_path(model: "StandardizedTransformer", layer: int, sublayer: str, where
     kind = kinds[layer]
     label = f"layer {layer} of this {model.adapter.model_type!r} model is a {kind!r} layer ({KIND_DOCS[kind]})"
     if sublayer == MIXER:
-        path = spec.mixer_path(kind)
+        path = spec.mixer_path(kind, model.layers[layer])
         if path is None:
             mixing = [i for i, k in enumerate(kinds) if spec.mixer_path(k) is not None]
             raise CapabilityError(
@@ -279,7 +297,7 @@ def kind_path(model: "StandardizedTransformer", layer: int, sublayer: str, where
                 f"attention; {_describe(attention)} softmax attention. Read this layer's token mixer "
                 f"with `mixers_{where}[{layer}]`."
             )
-        return spec.mixer_path(kind) or "self_attn"
+        return spec.mixer_path(kind, model.layers[layer]) or "self_attn"
     if sublayer == PARALLEL_MIXER:
         parallel = spec.parallel_mixers.get(kind)
         if parallel is None:
@@ -342,7 +360,7 @@ def check_kind_structure(model: "StandardizedTransformer") -> None:
     spec = adapter.layer_kinds
     for index, kind in enumerate(kinds):
         layer = model.layers[index]
-        paths = {"mixer": spec.mixer_path(kind)}
+        paths = {"mixer": spec.mixer_path(kind, layer)}
         if kind in spec.parallel_mixers:
             paths["parallel mixer"] = spec.parallel_mixers[kind].path
         if "mlp" not in adapter.absent:

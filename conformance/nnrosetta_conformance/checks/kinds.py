@@ -14,8 +14,8 @@ scans, convolutions and recurrent cells. The adapter declares each layer's kind
   the declared post norms for a sandwich residual and the declared scales (plus the parallel
   mixer's scaled output where declared), and
   layers_input[i+1] = layers_output[i];
-- ``kinds_locality``: every mixer reads a per-token function of the layer input, mixes
-  tokens causally; MLPs act per token;
+- ``kinds_locality``: every mixer reads a per-token function of the layer input (causal where a
+  declared `mixer_input_branches` module adds into it), mixes tokens causally; MLPs act per token;
 - ``kinds_generation``: an edit of a mixer's output at every generation step equals the same
   edit made by a forward hook on the plain HuggingFace model's ``generate`` (recurrent and
   convolution state carried in the cache).
@@ -74,6 +74,15 @@ def _declared(model: "StandardizedTransformer") -> None:
 
 def _mixing_layers(model: "StandardizedTransformer") -> list[int]:
     return [i for i in range(model.num_layers) if served_accessors(model, i, ("mixers_output",))]
+
+
+def _has_layer_path(model: "StandardizedTransformer", index: int, path: str) -> bool:
+    value: Any = model.layers[index]._module
+    for part in path.split("."):
+        value = getattr(value, part, None)
+        if value is None:
+            return False
+    return True
 
 
 def _parallel_layers(model: "StandardizedTransformer") -> list[int]:
@@ -339,6 +348,10 @@ def kinds_locality(model: "StandardizedTransformer") -> None:
             if (index, "mlp") in copy_of:
                 model.mlps_input[index] = push(model.mlps_input[index], copy_of[(index, "mlp")])
                 read[(index, "mlp_output")] = model.mlps_output[index].save()
+    branches = model.adapter.layer_kinds.mixer_input_branches
+    kinds = declared_kinds(model)
+    branched = {i for i in range(model.num_layers)
+                if kinds[i] in branches and _has_layer_path(model, i, branches[kinds[i]])}
     problems = []
     for (index, name), value in read.items():
         edit = {"mixer_input": "layer", "mixer_output": "mixer", "mlp_output": "mlp"}[name]
@@ -348,6 +361,8 @@ def kinds_locality(model: "StandardizedTransformer") -> None:
         kind = declared_kinds(model)[index]
         if before.numel() and float(before.max()) > tolerance:
             problems.append(f"layer {index} ({kind}): an edit at token {middle} changed {name} at earlier tokens")
+        if name == "mixer_input" and index in branched:  # a declared branch mixes tokens into it: causal only
+            continue
         if name in ("mixer_input", "mlp_output") and (at <= tolerance or float(after.max()) > tolerance):
             problems.append(f"layer {index} ({kind}): {name} is not a per-token function of its input "
                             f"(change per token {[round(float(v), 5) for v in change]})")

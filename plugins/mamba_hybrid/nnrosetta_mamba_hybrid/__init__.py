@@ -14,6 +14,10 @@ maps it to `STATE_SPACE` (never the core, never by class name).
   layers whose ``mlps_*[i]`` is the mixer module. Probabilities and heads are read in the
   attention blocks' ``mixer`` (the specs' ``module``); its MoE is not served (the MoE interface
   reads ``layers[i].mlp``, and Nemotron-H's MoE block is a ``mixer``).
+- ``zamba``, ``zamba2``: plain Mamba layers and hybrid layers ``h + mamba(norm(h + linear(shared(...))))``;
+  every layer is `STATE_SPACE`, its mixer ``mamba`` or ``mamba_decoder.mamba`` (a tuple of paths), and
+  ``linear`` a mixer input branch (the shared attention block's output enters the mixer's input);
+  the shared attention is not served;
 - ``falcon_h1``: every layer ("hybrid") runs a softmax attention (``self_attn``, its input scaled by
   ``attention_in_multiplier``) and a Mamba-2 mixer (``mamba``) in parallel on one normed input and
   adds ``attention_out_multiplier * attention + ssm_out_multiplier * mamba``: the layers are
@@ -110,16 +114,45 @@ MAMBA_HYBRID = Adapter(
                          "n_group": 1, "topk_group": 1},
             notes="one mixer per block (Mamba-2, attention, MLP, MoE); probabilities and heads at `mixer`; no MoE",
         ),
-        "zamba": Variant(unsupported=(
-            "Zamba's hybrid layers run a shared attention block on concat(hidden, the original embeddings), "
-            "project it and feed the sum to a Mamba layer: two token mixers and an extra input stream in one "
-            "layer, which the layer-kind vocabulary (one token mixer per layer) does not describe"
-        )),
-        "zamba2": Variant(unsupported=(
-            "Zamba2's hybrid layers run a shared attention block on concat(hidden, the original embeddings), "
-            "a LoRA-adapted projection, then a Mamba-2 layer: two token mixers and an extra input stream in one "
-            "layer, which the layer-kind vocabulary (one token mixer per layer) does not describe"
-        )),
+        "zamba": Variant(
+            rename={"feed_forward": None},
+            layer_kinds=LayerKinds(
+                kinds=from_config("layers_block_type", {"linear_attention": STATE_SPACE, "hybrid": STATE_SPACE}),
+                mixers={STATE_SPACE: ("mamba", "mamba_decoder.mamba")},
+                mlps={STATE_SPACE: None},
+                no_mlp="a Zamba layer is h + mamba(norm(h [+ shared block])); the MLP is inside the shared block",
+                mixer_input_branches={STATE_SPACE: "linear"},
+            ),
+            absent={"mlp": "a Zamba layer adds only its Mamba mixer to the stream; the shared block's MLP feeds "
+                           "the mixer's input"},
+            attention=None,
+            heads=None,
+            tiny_config={"attn_layer_period": 2, "attn_layer_offset": 1, "mamba_d_state": 4, "n_mamba_heads": 2,
+                         "mamba_dt_rank": 4, "use_mamba_kernels": False, "attention_head_dim": 16,
+                         "num_key_value_heads": 4},
+            notes="every layer a Mamba scan (hybrid layers: at mamba_decoder.mamba, its input fed by the shared "
+                  "attention block through `linear`); the shared attention is not served",
+        ),
+        "zamba2": Variant(
+            rename={"feed_forward": None},
+            layer_kinds=LayerKinds(
+                kinds=from_config("layers_block_type", {"linear_attention": STATE_SPACE, "hybrid": STATE_SPACE}),
+                mixers={STATE_SPACE: ("mamba", "mamba_decoder.mamba")},
+                mlps={STATE_SPACE: None},
+                no_mlp="a Zamba2 layer is h + mamba(norm(h [+ shared block])); the MLP is inside the shared block",
+                mixer_input_branches={STATE_SPACE: "linear"},
+            ),
+            absent={"mlp": "a Zamba2 layer adds only its Mamba-2 mixer to the stream; the shared block's MLP feeds "
+                           "the mixer's input"},
+            attention=None,
+            heads=None,
+            tiny_config={"layers_block_type": ["mamba", "hybrid", "mamba", "hybrid"], "mamba_d_state": 4,
+                         "n_mamba_heads": 8, "mamba_ngroups": 1, "chunk_size": 8, "num_mem_blocks": 1,
+                         "use_mamba_kernels": False, "attention_head_dim": 16, "adapter_rank": 4,
+                         "use_shared_attention_adapter": True, "num_key_value_heads": 4},
+            notes="every layer a Mamba-2 scan (hybrid layers: at mamba_decoder.mamba, its input fed by the shared "
+                  "attention block through `linear`); the shared attention is not served",
+        ),
         "falcon_h1": Variant(
             layer_kinds=LayerKinds(
                 kinds=from_config("layers_block_type", {"hybrid": ATTENTION}),

@@ -69,3 +69,20 @@ def test_falcon_h1_serves_its_attention_as_attention_and_its_parallel_mamba_as_t
     assert torch.equal(attention_input, scan_input * config.attention_in_multiplier)
     mixed = layer_input + (scan * config.ssm_out_multiplier + attention * config.attention_out_multiplier)
     assert torch.equal(output, mixed + mlp)
+
+
+@pytest.mark.parametrize("model_type", ["zamba", "zamba2"])
+def test_zamba_hybrid_layers_serve_their_mamba_as_the_mixer_fed_by_the_shared_block(model_type):
+    hf, tokenizer = build_tiny(model_type)
+    model = StandardizedTransformer(hf, tokenizer=tokenizer)
+    hybrid = hf.config.layers_block_type.index("hybrid")
+    assert model.layer_kinds == ("state_space",) * hf.config.num_hidden_layers
+    assert model.mixers[hybrid]._module is hf.model.layers[hybrid].mamba_decoder.mamba
+    assert model.mixers[0]._module is hf.model.layers[0].mamba
+    with pytest.raises(CapabilityError, match="'state_space' layer"):
+        model.attentions_output[hybrid]
+    with torch.no_grad(), model.trace(PROMPT):
+        layer_input = model.layers_input[hybrid].save()
+        scan = model.mixers_output[hybrid].save()
+        output = model.layers_output[hybrid].save()
+    assert torch.equal(output, layer_input + scan)  # the shared block feeds the scan's input, not the stream
