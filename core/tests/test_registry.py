@@ -12,7 +12,7 @@ import pytest
 import nnrosetta
 from nnrosetta import Adapter, AdapterConflictError, InvalidAdapterError, Variant, hookimpl
 from nnrosetta.cli import main as cli_main
-from nnrosetta.registry import DISABLE_AUTOLOAD_ENV, ONLY_PLUGINS_ENV, Registry
+from nnrosetta.registry import CHECK_NAMES_GROUP, DISABLE_AUTOLOAD_ENV, ONLY_PLUGINS_ENV, Registry
 
 from plugin_fixtures import adapter_plugin, make_distribution
 
@@ -245,11 +245,11 @@ FAULTS = {
 
 
 @pytest.mark.parametrize("fault", sorted(FAULTS))
-def test_a_faulty_plugin_is_isolated_and_reported_with_what_to_do(site, fault):
+def test_a_faulty_plugin_is_isolated_and_reported_with_what_to_do(site, fault, tmp_path_factory):
     body, words = FAULTS[fault]
     make_distribution(site, "nnrosetta-good", "1.0", {"good": adapter_plugin("good", ("goodtype",))})
     make_distribution(site, "nnrosetta-faulty", "0.1", {"faulty": _faulty("faulty", body)})
-    registry = Registry(search_path=[str(site), *_suite_path()])
+    registry = Registry(search_path=[str(site), *_suite_path(tmp_path_factory)])
     assert [a.name for a in registry.adapters()] == ["good"]
     (broken,) = registry.broken
     assert (broken.name, broken.distribution) == ("faulty", "nnrosetta-faulty")
@@ -257,12 +257,18 @@ def test_a_faulty_plugin_is_isolated_and_reported_with_what_to_do(site, fault):
     assert "faulty" in registry.describe_installed()
 
 
-def _suite_path() -> list[str]:
-    """Where the installed suite's check-names entry point lives, so known_broken keys are validated."""
+def _suite_path(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """A folder holding only the installed suite's check-names entry point, so known_broken keys are
+    validated and no other installed plugin is discovered (wherever the ``nnrosetta`` metadata lives)."""
     import importlib.metadata
 
-    dist = importlib.metadata.distribution("nnrosetta")
-    return [str(dist.locate_file(""))]
+    (names,) = [ep for ep in importlib.metadata.distribution("nnrosetta").entry_points if ep.group == CHECK_NAMES_GROUP]
+    root = tmp_path_factory.mktemp("suite-names")
+    info = root / "nnrosetta_suite_names-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: nnrosetta-suite-names\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[{CHECK_NAMES_GROUP}]\n{names.name} = {names.value}\n")
+    return [str(root)]
 
 
 @pytest.mark.parametrize(
