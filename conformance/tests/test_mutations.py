@@ -104,6 +104,10 @@ def _beam_scale(name: str) -> object:
     return getattr(default_registry().resolve("beam").residual, name)
 
 
+def _zaya_terms(name: str) -> object:
+    return getattr(default_registry().resolve("zaya").residual, name)
+
+
 #: (name, model type, mutated declaration, the checks of which at least one must fail)
 MUTATIONS = [
     ("ln_final at the last layer's own norm", "llama",
@@ -144,6 +148,11 @@ MUTATIONS = [
     ("per-layer-input branch dropped", "gemma4_text", _residual("gemma4_text", layer_terms=()), {"residual_sum"}),
     ("last layer's attention bias dropped", "gpt_neox_japanese", _residual("gpt_neox_japanese", attention_terms=()),
      {"residual_sum"}),
+    ("affine skip biases dropped", "zaya", _residual("zaya", attention_skip_terms=(), mlp_skip_terms=()),
+     {"residual_sum"}),
+    ("affine skip bias taken as the branch's", "zaya",
+     _residual("zaya", attention_skip_terms=_zaya_terms("attention_terms"),
+               attention_terms=_zaya_terms("attention_skip_terms")), {"residual_sum"}),
     ("probabilities at the pre-softmax scores", "llama",
      _replace("llama", attention=AttentionSpec(Inside(ATTENTION_CALL, Assigned("attn_weights", occurrence=0)))),
      {"attention_probabilities"}),

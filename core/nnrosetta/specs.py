@@ -421,7 +421,7 @@ Scale = Union[None, float, str, LayerTensor, Callable[["PretrainedConfig", int],
 Term = Union[str, LayerTensor]
 
 _SCALE_FIELDS = ("attention_skip", "mlp_skip", "attention_scale", "mlp_scale", "output_scale")
-_TERM_FIELDS = ("attention_terms", "mlp_terms", "layer_terms")
+_TERM_FIELDS = ("attention_skip_terms", "attention_terms", "mlp_skip_terms", "mlp_terms", "layer_terms")
 
 
 def _scale_problems(name: str, value: object) -> list[str]:
@@ -454,8 +454,8 @@ class Residual:
     ``sequential`` and ``sandwich`` layers, with ``A`` the attention's output and ``M`` the MLP's
     (each after its post norm for a sandwich)::
 
-        h = attention_skip * layers_input + attention_scale * (A + sum(attention_terms))
-        h = mlp_skip * h + mlp_scale * (M + sum(mlp_terms))
+        h = attention_skip * (layers_input + sum(attention_skip_terms)) + attention_scale * (A + sum(attention_terms))
+        h = mlp_skip * (h + sum(mlp_skip_terms)) + mlp_scale * (M + sum(mlp_terms))
         layers_output = output_scale * (h + sum(layer_terms))
 
     and for ``parallel`` layers ``h = attention_skip * layers_input + attention_scale * (A + ...)
@@ -474,6 +474,9 @@ class Residual:
         attention_terms, mlp_terms: `Term`s the layer adds together with that sublayer's output,
             inside its scale: a shared MLP beside the routed block (``"shared_mlp"``), a bias the
             attention returns for the layer to add (``LayerTensor("attention.dense_bias")``).
+        attention_skip_terms, mlp_skip_terms: `Term`s added to the stream itself inside its skip
+            scale, before the sublayer's add: a learned affine skip ``(h + b) * s`` (ZAYA's
+            ``LayerTensor("post_mlp_residual_scale.residual_bias")``).
         layer_terms: `Term`s added after the MLP's add (a third branch: ``"post_per_layer_input_norm"``).
         output_scale: a `Scale` on the layer's whole sum (``LayerTensor("layer_scalar")``).
     """
@@ -488,6 +491,8 @@ class Residual:
     mlp_scale: Scale = None
     attention_terms: tuple[Term, ...] = ()
     mlp_terms: tuple[Term, ...] = ()
+    attention_skip_terms: tuple[Term, ...] = ()
+    mlp_skip_terms: tuple[Term, ...] = ()
     layer_terms: tuple[Term, ...] = ()
     output_scale: Scale = None
 
@@ -504,9 +509,9 @@ class Residual:
         if self.scale_key is not None and (self.attention_scale is not None or self.mlp_scale is not None):
             found.append("declare `scale_key` (one factor on both sublayers) or `attention_scale`/`mlp_scale`, "
                          "not both")
-        if self.kind == "parallel" and self.mlp_skip is not None:
-            found.append("a parallel residual adds both sublayers to one stream: declare its skip scale as "
-                         "`attention_skip`, not `mlp_skip`")
+        if self.kind == "parallel" and (self.mlp_skip is not None or self.mlp_skip_terms):
+            found.append("a parallel residual adds both sublayers to one stream: declare its skip scale and "
+                         "terms as `attention_skip`/`attention_skip_terms`, not `mlp_skip`/`mlp_skip_terms`")
         if self.kind == "post_norm" and self.adds_more:
             found.append("a post_norm residual adds nothing as is: skip scales, sublayer scales and terms do not apply")
         return found

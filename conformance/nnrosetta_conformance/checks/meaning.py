@@ -177,11 +177,13 @@ def _declared_sum(model: "StandardizedTransformer", index: int, residual: "Resid
         mlp_scale = _scale(model, index, residual.mlp_scale, "mlp_scale")
     attention = _times(_plus_terms(model, index, values["attention"], residual.attention_terms, read), attention_scale)
     mlp = _times(_plus_terms(model, index, values["mlp"], residual.mlp_terms, read), mlp_scale)
-    stream = _times(values["input"], _scale(model, index, residual.attention_skip, "attention_skip")) + attention
+    skip = _plus_terms(model, index, values["input"], residual.attention_skip_terms, read)
+    stream = _times(skip, _scale(model, index, residual.attention_skip, "attention_skip")) + attention
     if residual.kind == "parallel":
         stream = stream + mlp
     else:
-        stream = _times(stream, _scale(model, index, residual.mlp_skip, "mlp_skip")) + mlp
+        skip = _plus_terms(model, index, stream, residual.mlp_skip_terms, read)
+        stream = _times(skip, _scale(model, index, residual.mlp_skip, "mlp_skip")) + mlp
     stream = _plus_terms(model, index, stream, residual.layer_terms, read)
     return _times(stream, _scale(model, index, residual.output_scale, "output_scale"))
 
@@ -202,13 +204,14 @@ def _traced_sum_terms(model: "StandardizedTransformer", residual: Residual) -> l
             if residual.kind == "sandwich":
                 values["attention_norm_input"] = module_at(layer, residual.attention_post_norm).input.save()
                 values["attention_added"] = module_at(layer, residual.attention_post_norm).output.save()
-            for term in (t for t in residual.attention_terms if t in present[index]):
+            for term in (t for t in residual.attention_skip_terms + residual.attention_terms if t in present[index]):
                 terms[term] = module_at(layer, term).output.save()
             values["mlp"] = model.mlps_output[index].save()
             if residual.kind == "sandwich":
                 values["mlp_norm_input"] = module_at(layer, residual.mlp_post_norm).input.save()
                 values["mlp_added"] = module_at(layer, residual.mlp_post_norm).output.save()
-            for term in (t for t in residual.mlp_terms + residual.layer_terms if t in present[index]):
+            for term in (t for t in residual.mlp_skip_terms + residual.mlp_terms + residual.layer_terms
+                         if t in present[index]):
                 terms[term] = module_at(layer, term).output.save()
             values["output"] = model.layers_output[index].save()
             values["terms"] = terms

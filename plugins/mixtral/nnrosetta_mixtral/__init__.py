@@ -25,7 +25,7 @@ import math
 
 import torch
 
-from nnrosetta import Adapter, AttentionSpec, MoESpec, Residual, Variant, conventions, hookimpl
+from nnrosetta import Adapter, AttentionSpec, LayerTensor, MoESpec, Residual, Variant, conventions, hookimpl
 from nnrosetta.moe_declarations import ExpertByHand, Routing
 
 NNROSETTA_CONTRACT = 2
@@ -87,6 +87,50 @@ DEPTH_SCALED_SANDWICH = Residual(
     kind="sandwich", attention_post_norm="post_attention_layernorm", mlp_post_norm="post_feedforward_layernorm",
     attention_skip=_beam_add(0, of_skip=True), attention_scale=_beam_add(0, of_skip=False),
     mlp_skip=_beam_add(1, of_skip=True), mlp_scale=_beam_add(1, of_skip=False),
+)
+
+#: ZAYA1: each add is a learned affine of both terms, ``(x + b) * s``, on the branch and on the skip.
+ZAYA_RESIDUAL = Residual(
+    attention_terms=(LayerTensor("post_attention_residual_scale.hidden_states_bias"),),
+    attention_scale=LayerTensor("post_attention_residual_scale.hidden_states_scale"),
+    attention_skip_terms=(LayerTensor("post_attention_residual_scale.residual_bias"),),
+    attention_skip=LayerTensor("post_attention_residual_scale.residual_scale"),
+    mlp_terms=(LayerTensor("post_mlp_residual_scale.hidden_states_bias"),),
+    mlp_scale=LayerTensor("post_mlp_residual_scale.hidden_states_scale"),
+    mlp_skip_terms=(LayerTensor("post_mlp_residual_scale.residual_bias"),),
+    mlp_skip=LayerTensor("post_mlp_residual_scale.residual_scale"),
+)
+
+#: Why ZAYA's per-head queries and keys are not served (``heads=None``).
+ZAYA_HEADS_REASON = (
+    "heads not served: CCA makes queries and keys from no per-head projection the layer exposes: q_proj/k_proj "
+    "outputs are mixed over tokens by two causal convolutions (qkv_proj.conv_qk_depthwise, conv_qk_grouped), "
+    "plus a query/key mean residual, then L2-normalised to sqrt(head_dim) with a learned per-kv-head key scale "
+    "(qk_norm.temp), all inside self_attn's forward; values are half the current token's projection, half the "
+    "previous token's (a delayed recurrent state)"
+)
+
+#: Why ZAYA's MoE routing is not served through the MoE interface (``moe=None``).
+ZAYA_ROUTING_REASON = (
+    "MoE routing not served: the router (mlp.gate) chooses among num_experts + 1 classes, the last a skip "
+    "expert with no compute, and before returning it rewrites a skip choice to index 0 with weight 0, so the "
+    "(indices, weights) it hands the experts cannot say which tokens chose the skip expert (router_top_k would "
+    "read expert 0); it also returns a fourth value, the router state the next layer's router adds "
+    "(router_states_scale), and ranks softmax scores plus balancing_biases"
+)
+
+ZAYA = Variant(
+    heads=None,
+    moe=None,
+    residual=ZAYA_RESIDUAL,
+    config_keys={"projections": {"qkv_proj.q_proj": (("num_heads", "head_dim"),),
+                                 "qkv_proj.k_proj": (("num_kv_heads", "head_dim"),)}},
+    tiny_config={"num_experts": 4, "moe_intermediate_size": 24, "router_hidden_size": 16,
+                 "num_experts_per_tok": 1},
+    notes="served: logits, layers, attentions_output (CCA attention's o_proj output), attention_probabilities "
+    "(HF eager's softmax map of the CCA queries and keys), mlps_output (the MoE block's output), a learned "
+    "affine residual ((x + b) * s on branch and skip); layers_input[0] is the embedding after "
+    "(e + input_hidden_states_bias) * input_hidden_states_scale. " + ZAYA_HEADS_REASON + "; " + ZAYA_ROUTING_REASON,
 )
 
 MIXTRAL = Adapter(
@@ -256,14 +300,7 @@ MIXTRAL = Adapter(
             "sigmoid gate (self_attn.gate_proj + gate_bias) multiplies each head's output before o_proj, and "
             "full-attention layers (NoPE) scale queries by position after the point rotary would read",
         ),
-        "zaya": Variant(unsupported=(
-            "ZAYA's layers fit none of the interface's meanings: each residual add is a learned affine of both "
-            "terms ((h + b1) * s1 + (r + b2) * s2, post_*_residual_scale) and the embeddings are scaled and "
-            "biased before layer 0; queries and keys come from a causal convolution over tokens and values "
-            "from a delayed recurrent state (CCA, self_attn.qkv_proj); the router of every layer after the "
-            "first adds the previous layer's router state (layers return (hidden, prev_router_hidden_states)) "
-            "and chooses among num_experts + 1 classes, one a skip expert with no compute"
-        )),
+        "zaya": ZAYA,
         "aria_text": Variant(
             moe=MoESpec(router="router", num_experts_key="moe_num_experts", experts_per_token_key="moe_topk",
                         shared_experts="shared_experts", expert_by_hand=ExpertByHand(transposed=True)),
