@@ -16,7 +16,8 @@ One family declaration; each type's variant says what differs:
 - phimoe (sparse mixer), minimax_m2 and afmoe (sigmoid with a score bias), ernie4_5_moe
   (softmax with a score bias), hunyuan_v1_moe, aria_text (top-k then softmax), llama4_text
   (dense weights into the experts' input): see each variant's notes; jetmoe is served
-  without routing (`JETMOE_NOTES`).
+  without routing (`JETMOE_NOTES`); zaya is served without heads and routing (`ZAYA_HEADS_REASON`,
+  `ZAYA_ROUTING_REASON`), its learned affine adds declared in `ZAYA_RESIDUAL`.
 """
 
 from __future__ import annotations
