@@ -235,6 +235,33 @@ def _method_reduce(function: types.FunctionType) -> Optional[tuple]:
     return (_load_method, arguments, used_globals, None, None, _fill)
 
 
+#: The module pytest's rewritten asserts call (as the global ``@pytest_ar``).
+PYTEST_ASSERTIONS = "_pytest.assertion.rewrite"
+
+
+class _PlainAssertions:
+    """Stands in for pytest's assertion helpers on the server: a failing assert still raises AssertionError.
+
+    Under pytest an installed nnrosetta is loaded through pytest's assertion
+    rewriting (its distribution ships a pytest plugin), so its asserts name
+    ``_pytest.assertion.rewrite``; shipped by name, that would import pytest and
+    pluggy on a server that has neither. Only a failing assert calls the helpers.
+    """
+
+    def _should_repr_global_name(self, value: Any) -> bool:
+        return False
+
+    def _check_if_assertion_pass_impl(self) -> bool:
+        return False
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kwargs: " ".join(str(arg) for arg in args)
+
+
+def _plain_assertions() -> _PlainAssertions:
+    return _PlainAssertions()
+
+
 @contextlib.contextmanager
 def request_pickling() -> Iterator[None]:
     """While a request is pickled: the registry (and pluggy) stays behind, cached and ``super()``-calling functions travel.
@@ -259,6 +286,8 @@ def request_pickling() -> Iterator[None]:
     module_reduce = table[types.ModuleType]
 
     def reduce_module(module: types.ModuleType) -> tuple:
+        if module.__name__ == PYTEST_ASSERTIONS:
+            return (_plain_assertions, ())
         # A module shipped by value must not carry its loader: pytest's (assertion rewriting) holds a lock.
         reduced = module_reduce(module)
         if reduced[0] is pickling.dynamic_subimport:
