@@ -9,7 +9,12 @@ holds the checkpoint and nnsight but has never heard of nnrosetta. What makes a
   (`register_by_value`); nnsight alone would ship them by name, which a server
   without them cannot import;
 - the plugin registry (a pluggy manager holding every plugin module) stays
-  behind: it builds models and is never used inside a trace;
+  behind: it builds models and is never used inside a trace; functions of the
+  registry's modules that the model class names become stubs, and pytest's
+  assertion helpers (named by asserts pytest rewrote) a plain stand-in, so
+  neither pluggy nor pytest is needed on the server;
+- a method that runs several traces sends them as one request: a session whose
+  body runs the method where the model is (`as_one_job`);
 - the request names the plain HuggingFace checkpoint (nnsight's
   ``TransformersModel`` key), the deployment NDIF serves;
 - on the far side the model re-attaches the per-call records its forward hooks
