@@ -16,8 +16,8 @@ One family declaration; each type's variant says what differs:
 - phimoe (sparse mixer), minimax_m2 and afmoe (sigmoid with a score bias), ernie4_5_moe
   (softmax with a score bias), hunyuan_v1_moe, aria_text (top-k then softmax), llama4_text
   (dense weights into the experts' input): see each variant's notes; jetmoe is served
-  without routing (`JETMOE_NOTES`); zaya is served without heads and routing (`ZAYA_HEADS_REASON`,
-  `ZAYA_ROUTING_REASON`), its learned affine adds declared in `ZAYA_RESIDUAL`.
+  without routing (`JETMOE_NOTES`); zaya is served without routing (`ZAYA_ROUTING_REASON`), its
+  learned affine adds declared in `ZAYA_RESIDUAL`, its CCA heads described in `ZAYA_HEADS`.
 """
 
 from __future__ import annotations
@@ -102,13 +102,12 @@ ZAYA_RESIDUAL = Residual(
     mlp_skip=LayerTensor("post_mlp_residual_scale.residual_scale"),
 )
 
-#: Why ZAYA's per-head queries and keys are not served (``heads=None``).
-ZAYA_HEADS_REASON = (
-    "heads not served: CCA makes queries and keys from no per-head projection the layer exposes: q_proj/k_proj "
-    "outputs are mixed over tokens by two causal convolutions (qkv_proj.conv_qk_depthwise, conv_qk_grouped), "
-    "plus a query/key mean residual, then L2-normalised to sqrt(head_dim) with a learned per-kv-head key scale "
-    "(qk_norm.temp), all inside self_attn's forward; values are half the current token's projection, half the "
-    "previous token's (a delayed recurrent state)"
+#: What ZAYA's per-head values are: CCA makes them, not one projection per head.
+ZAYA_HEADS = (
+    "queries[i]/keys[i] are CCA's: q_proj/k_proj mixed over tokens by two causal convolutions "
+    "(qkv_proj.conv_qk_depthwise, conv_qk_grouped) plus a query/key mean residual, then L2-normalised to "
+    "sqrt(head_dim) with a learned per-kv-head key scale (qk_norm.temp), read before rotary; values[i] are half "
+    "the current token's projection (v_proj_current), half the previous token's (v_proj_delayed)"
 )
 
 #: Why ZAYA's MoE routing is not served through the MoE interface (``moe=None``).
@@ -121,7 +120,7 @@ ZAYA_ROUTING_REASON = (
 )
 
 ZAYA = Variant(
-    heads=None,
+    heads=conventions.HEADS,
     moe=None,
     residual=ZAYA_RESIDUAL,
     config_keys={"projections": {"qkv_proj.q_proj": (("num_heads", "head_dim"),),
@@ -131,7 +130,7 @@ ZAYA = Variant(
     notes="served: logits, layers, attentions_output (CCA attention's o_proj output), attention_probabilities "
     "(HF eager's softmax map of the CCA queries and keys), mlps_output (the MoE block's output), a learned "
     "affine residual ((x + b) * s on branch and skip); layers_input[0] is the embedding after "
-    "(e + input_hidden_states_bias) * input_hidden_states_scale. " + ZAYA_HEADS_REASON + "; " + ZAYA_ROUTING_REASON,
+    "(e + input_hidden_states_bias) * input_hidden_states_scale; " + ZAYA_HEADS + ". " + ZAYA_ROUTING_REASON,
 )
 
 MIXTRAL = Adapter(

@@ -1,4 +1,4 @@
-"""ZAYA1: served with its learned affine residual; heads and MoE routing refused with their reasons.
+"""ZAYA1: served with its learned affine residual and CCA heads; MoE routing refused with its reason.
 
 The tiny model's residual scales and biases are random (tiny perturbs constant
 parameters), so a dropped or misplaced bias changes the sum.
@@ -84,12 +84,21 @@ def test_zaya_attention_probabilities_are_huggingface_eager_attentions():
     assert all(torch.equal(s, e) for s, e in zip(served, expected))
 
 
-def test_zaya_refuses_heads_and_routing_with_the_reason(loaded):
+def test_zaya_refuses_routing_with_the_reason(loaded):
     _, _, model = loaded
-    assert "skip expert" in model.adapter.notes and "CCA" in model.adapter.notes
+    assert "skip expert" in model.adapter.notes
     with pytest.raises(CapabilityError):
         with model.trace(PROMPTS):
             model.routers_output[0].save()
-    with pytest.raises(CapabilityError):
-        with model.trace(PROMPTS):
-            model.queries[0].save()
+
+
+def test_zaya_queries_and_keys_are_the_cca_normed_ones_before_rotary(loaded):
+    _, _, model = loaded
+    with torch.no_grad(), model.trace(PROMPTS):
+        queries = model.queries[0].save()
+        keys = model.keys[0].save()
+    temp = model.layers[0]._module.self_attn.qk_norm.temp.detach()
+    root = model.head_dim ** 0.5
+    assert queries.shape[1] == model.num_heads and keys.shape[1] == model.num_kv_heads
+    assert torch.allclose(queries.norm(dim=-1), torch.full_like(queries[..., 0], root))
+    assert torch.allclose(keys.norm(dim=-1), (root * temp.abs())[None, :, None].expand_as(keys[..., 0]))
