@@ -127,12 +127,13 @@ def stand_in_folder(tmp_path_factory):
 
 def _compiled(block: Block, folder_for):
     padded = "\n" * (block.line - 1) + block.source  # tracebacks then give the page's line numbers
-    tree = ast.parse(padded, filename=str(block.page.relative_to(ROOT)))
+    # The absolute path: nnsight reads a trace's source from this file whatever the working folder.
+    tree = ast.parse(padded, filename=str(block.page))
     if not block.run:
         return None, []
     stand_ins = _StandIns(folder_for)
     tree = ast.fix_missing_locations(stand_ins.visit(tree))
-    return compile(tree, str(block.page.relative_to(ROOT)), "exec"), stand_ins.unknown
+    return compile(tree, str(block.page), "exec"), stand_ins.unknown
 
 
 @pytest.mark.parametrize("page", python_pages(), ids=lambda page: str(page.relative_to(ROOT)))
