@@ -39,7 +39,7 @@ import torch
 
 VARIABLE = "NNROSETTA_VALIDATION_CACHE"
 #: Bumped when what a cached verdict means changes.
-FORMAT = 1
+FORMAT = 2  # layer outputs: (container, size, whether entries beside the hidden state carry state)
 #: Verdicts kept; the oldest are removed past this many.
 MAX_ENTRIES = 256
 #: Modules whose functions are named, not walked: their versions (or file stamps) are in the digest.
@@ -90,13 +90,16 @@ def digest(model: Any, key: tuple) -> Optional[str]:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def load(stamp: str) -> Optional[dict[int, tuple[type, int]]]:
+def load(stamp: str) -> Optional[dict[int, tuple[type, int, bool]]]:
     """The layer output containers recorded by the validation kept under ``stamp``, or None."""
     try:
         data = json.loads((folder() / f"{stamp}.json").read_text())
         if data.get("format") != FORMAT:
             return None
-        return {int(i): (CONTAINERS[kind], int(size)) for i, (kind, size) in data["layer_outputs"].items()}
+        return {
+            int(i): (CONTAINERS[kind], int(size), bool(carries_state))
+            for i, (kind, size, carries_state) in data["layer_outputs"].items()
+        }
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
@@ -104,11 +107,11 @@ def load(stamp: str) -> Optional[dict[int, tuple[type, int]]]:
 def store(stamp: str, layer_outputs: dict) -> None:
     """Keep a pass (written whole or not at all; a cache that cannot be written is skipped)."""
     recorded = {}
-    for index, (container, size) in layer_outputs.items():
+    for index, (container, size, carries_state) in layer_outputs.items():
         kind = next((name for name, cls in CONTAINERS.items() if cls is container), None)
         if kind is None:
             return  # a container this cache cannot name back: validate again next time
-        recorded[str(index)] = [kind, size]
+        recorded[str(index)] = [kind, size, carries_state]
     try:
         where = folder()
         where.mkdir(parents=True, exist_ok=True)

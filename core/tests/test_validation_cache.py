@@ -33,6 +33,16 @@ def test_a_pass_is_kept_and_a_later_load_restores_what_the_forward_recorded(cach
     assert again._layer_outputs == first._layer_outputs
 
 
+def test_a_layer_whose_other_outputs_carry_state_keeps_that_mark_through_the_disk(cache, tmp_path):
+    """skip_layers runs such a layer and replaces only its hidden output, so the mark must survive a reload."""
+    folder = save_tiny("xlstm", tmp_path / "xlstm")
+    first = StandardizedTransformer(str(folder))
+    assert any(carries_state for _, _, carries_state in first._layer_outputs.values())
+    clear_validation_cache()
+    again = StandardizedTransformer(str(folder))
+    assert again._layer_outputs == first._layer_outputs
+
+
 def test_a_wrong_declaration_is_still_caught_after_a_pass_of_the_right_one(cache, tmp_path):
     folder = save_tiny("llama", tmp_path / "llama")
     right = StandardizedTransformer(str(folder)).adapter
