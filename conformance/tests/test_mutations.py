@@ -199,6 +199,8 @@ MUTATIONS = [
     ("MoE block output norm dropped", "axk1", _moe("axk1", output_norm=None), {"moe_routing"}),
     ("attention-expert kv heads at the query-head count", "jetmoe", _keys("jetmoe", num_kv_heads="num_attention_heads"),
      {"sizes"}),
+    ("not_padding_invariant declared on a padding-invariant model", "gpt2",
+     _replace("gpt2", not_padding_invariant="planted: positions said to ignore the mask"), {"padding_invariance"}),
 ]
 
 

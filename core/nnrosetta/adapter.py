@@ -76,6 +76,7 @@ class Variant:
         spans, absent, mutated_in_place: merged over the family's.
         tiny_config: merged over the family's tiny config.
         known_broken: merged over the family's.
+        not_padding_invariant: replaces the family's (None: this type is padding-invariant).
         refuse: ``(config) -> reason`` for configs of this type that cannot be served.
         unsupported: the type is claimed only to refuse it at load with this reason.
         notes: one line shown by ``nnrosetta adapters`` for this type.
@@ -94,6 +95,7 @@ class Variant:
     mutated_in_place: Mapping[str, str] = field(default_factory=dict)
     tiny_config: Mapping[str, Any] = field(default_factory=dict)
     known_broken: Mapping[str, str] = field(default_factory=dict)
+    not_padding_invariant: Any = INHERIT
     refuse: Any = INHERIT
     unsupported: Optional[str] = None
     notes: str = ""
@@ -137,6 +139,12 @@ class Adapter:
         variants: model type -> `Variant`: what that type changes.
         known_broken: conformance check name -> reason; such checks run as strict
             expected failures, so a fix that makes one pass is reported.
+        not_padding_invariant: why left padding changes the real tokens' values in the plain
+            HuggingFace model itself (a recurrence that ignores the mask, positions counted
+            arange(seq) whatever the mask); None: the model is padding-invariant. Declared, the
+            `padding_invariance` check proves instead that the served logits of the padded batch
+            equal plain HF's bit for bit, that rows without padding still match each prompt alone,
+            and that padding really does change a padded row.
         refuse: ``(config) -> reason`` for configs the adapter cannot serve; such a
             model is refused at load with the reason.
         priority: resolves a claim on the same model type by another adapter;
@@ -167,6 +175,7 @@ class Adapter:
     tiny_config: Mapping[str, Any] = field(default_factory=dict)
     variants: Mapping[str, Variant] = field(default_factory=dict)
     known_broken: Mapping[str, str] = field(default_factory=dict)
+    not_padding_invariant: Optional[str] = None
     refuse: Optional[Refusal] = None
     priority: int = 0
     description: str = ""
@@ -203,7 +212,8 @@ class Adapter:
             "variants": {},
             "model_type": model_type,
         }
-        for name in ("final_projection", "attention", "heads", "moe", "residual", "layer_kinds", "refuse"):
+        for name in ("final_projection", "attention", "heads", "moe", "residual", "layer_kinds",
+                     "not_padding_invariant", "refuse"):
             value = getattr(variant, name)
             if value is not INHERIT:
                 changes[name] = value if value is not None or name != "residual" else Residual()
@@ -323,6 +333,14 @@ class Adapter:
                        f"declared broken", f"Use one of: {', '.join(sorted(check_names))}.")
             if not isinstance(reason, str) or not reason:
                 refuse("known_broken", f"gives no reason for {check_name!r}", "Say why the check fails.")
+        if self.not_padding_invariant is not None and (
+            not isinstance(self.not_padding_invariant, str) or not self.not_padding_invariant
+        ):
+            refuse("not_padding_invariant", f"must be a reason string, got {self.not_padding_invariant!r}",
+                   "Say why left padding changes the real tokens' values in the plain HuggingFace model.")
+        if self.not_padding_invariant is not None and "padding_invariance" in self.known_broken:
+            refuse("not_padding_invariant", "is declared while known_broken also waives padding_invariance",
+                   "Keep the declaration (the check then proves it) and remove the waiver.")
         for name in ("refuse",):
             if getattr(self, name) is not None and not callable(getattr(self, name)):
                 refuse(name, "is not callable", "Pass a function (config) -> reason or None.")

@@ -125,11 +125,6 @@ class LayerKinds:
         parallel_mixers: kind -> `ParallelMixer` for kinds whose layers run a second token mixer
             beside the first on the same normed input (Falcon-H1: attention and a Mamba-2 mixer),
             served as ``parallel_mixers_input/output[i]``.
-        not_padding_invariant: why left padding changes the real tokens' values (a recurrence or
-            convolution that ignores the attention mask, as the plain HF model does); None: the model
-            is padding-invariant. Declared, the `padding_invariance` check proves instead that the
-            served logits of the padded batch equal plain HF's bit for bit, that rows without padding
-            still match each prompt alone, and that padding really does change a padded row.
     """
 
     kinds: KindsOfConfig
@@ -139,7 +134,6 @@ class LayerKinds:
     residuals: Mapping[str, Any] = field(default_factory=dict)
     mixer_input_branches: Mapping[str, str] = field(default_factory=dict)
     parallel_mixers: Mapping[str, ParallelMixer] = field(default_factory=dict)
-    not_padding_invariant: Optional[str] = None
 
     def __post_init__(self) -> None:
         for name in ("mixers", "mlps", "residuals", "parallel_mixers", "mixer_input_branches"):
@@ -182,10 +176,6 @@ class LayerKinds:
                 found.append(f"parallel_mixers names kind {kind!r}; the kinds are: {', '.join(KINDS)}")
             problems = getattr(parallel, "problems", None)
             found += [f"parallel_mixers[{kind!r}]: {p}" for p in (problems() if problems else ["is no ParallelMixer"])]
-        if self.not_padding_invariant is not None and (
-            not isinstance(self.not_padding_invariant, str) or not self.not_padding_invariant
-        ):
-            found.append(f"not_padding_invariant must be a reason string, got {self.not_padding_invariant!r}")
         if self.mixers.get(MLP_ONLY):
             found.append(f"mixers gives {MLP_ONLY!r} layers a mixer; they have none by definition")
         return found

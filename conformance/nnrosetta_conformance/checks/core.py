@@ -385,8 +385,7 @@ def padding_invariance(model: "StandardizedTransformer") -> None:
             alone = model.logits[:, -1].save()
         padding = probe.sequence_length - ids.shape[1]
         differences.append((row, padding, float((alone[0].float() - batched[row].float()).abs().max())))
-    kinds = model.adapter.layer_kinds
-    declared = kinds.not_padding_invariant if kinds is not None else None
+    declared = model.adapter.not_padding_invariant
     if declared is not None:
         _declared_not_padding_invariant(model, declared, differences, tolerance)
         return
@@ -429,7 +428,7 @@ def _declared_not_padding_invariant(
         f"the adapter declares the model not padding-invariant ({reason}), but every padded row matches its prompt "
         f"run alone within {tolerance:.3g} ("
         + (", ".join(f"row {row}: max |Δ| = {d:.3g}" for row, d in padded) or "the probe has no padded row")
-        + "). Remove `not_padding_invariant` from the adapter's layer kinds: the model is padding-invariant.",
+        + "). Remove the adapter's `not_padding_invariant` declaration for this type: the model is padding-invariant.",
     )
 
 

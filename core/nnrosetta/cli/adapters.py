@@ -73,7 +73,7 @@ def _type_entry(adapter: Any, model_type: str) -> dict[str, Any]:
         "spans": {name: f"{span.start} ... {span.end}" for name, span in merged.spans.items()},
         "absent": dict(merged.absent),
         "known_broken": dict(merged.known_broken),
-        "not_padding_invariant": getattr(merged.layer_kinds, "not_padding_invariant", None),
+        "not_padding_invariant": merged.not_padding_invariant,
         "notes": merged.notes,
     }
 

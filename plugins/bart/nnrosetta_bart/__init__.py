@@ -67,15 +67,13 @@ TINY = {
     "forced_eos_token_id": None,
 }
 
-#: Decoders that count positions as arange(seq) whatever the mask (the nnsight-supplied position_ids
-#: are not theirs to take): a left-padded prompt sits at other positions than alone, in plain HF too.
-ARANGE_POSITIONS = {
-    "padding_invariance": (
-        "the decoder numbers positions arange(seq_length) and takes no position_ids, so left padding moves "
-        "every real token of a padded row to a later learned or sinusoidal position than the same prompt "
-        "alone; the plain HuggingFace model does the same"
-    )
-}
+#: Decoders that count positions as arange(seq) whatever the mask (they take no position_ids): a
+#: left-padded prompt sits at other positions than alone, in plain HF too (declared, and checked so).
+ARANGE_POSITIONS = (
+    "the decoder numbers positions arange(seq_length) itself and takes no position_ids, so left padding moves "
+    "every real token of a padded row to a later learned or sinusoidal position than the same prompt alone; "
+    "the plain HuggingFace model does the same"
+)
 
 #: The legacy attention of MVP and TrOCR: no attention interface, probabilities in (batch * heads, q, k).
 LEGACY_ATTENTION = (
@@ -87,7 +85,8 @@ LEGACY_ATTENTION = (
 def post_norm(**changes) -> Variant:
     """A post-norm decoder: no final norm, nothing added to the residual stream as is; arange positions."""
     return Variant(
-        absent={"ln_final": NO_FINAL_NORM}, residual=Residual(kind="post_norm"), known_broken=ARANGE_POSITIONS, **changes
+        absent={"ln_final": NO_FINAL_NORM}, residual=Residual(kind="post_norm"),
+        not_padding_invariant=ARANGE_POSITIONS, **changes,
     )
 
 
@@ -96,9 +95,9 @@ def pre_norm(
 ) -> Variant:
     """A pre-norm decoder: each sublayer adds its output as is; ``final_norm`` normalises the last output.
 
-    Positions are counted arange(seq) (`ARANGE_POSITIONS`) unless ``known_broken`` says otherwise.
+    Positions are counted arange(seq) (`ARANGE_POSITIONS`) unless ``not_padding_invariant`` says otherwise.
     """
-    changes.setdefault("known_broken", ARANGE_POSITIONS)
+    changes.setdefault("not_padding_invariant", ARANGE_POSITIONS)
     return Variant(rename={**(rename or {}), final_norm: "ln_final"}, residual=Residual(), **changes)
 
 
@@ -130,7 +129,7 @@ VARIANTS = {
     "whisper": pre_norm(
         rename={"lm_head": None, "proj_out": "lm_head"},
         tiny_config={"max_target_positions": 128, "max_source_positions": 16, "num_mel_bins": 8},
-        known_broken={},
+        not_padding_invariant=None,
         notes="head: proj_out; positions from the position_ids passed (left padding is served)",
     ),
     "prophetnet": Variant(

@@ -60,10 +60,10 @@ RECURRENT_FAMILY = Adapter(
     layer_kinds=LayerKinds(
         kinds=griffin_kinds,
         mixers={RECURRENT: "temporal_block", SLIDING_ATTENTION: "temporal_block"},
-        not_padding_invariant=(
-            "transformers' RG-LRU recurrence and its temporal convolution ignore the attention mask, so left "
-            "padding tokens enter the recurrent state of the real ones (the plain HF model does the same)"
-        ),
+    ),
+    not_padding_invariant=(
+        "transformers' RG-LRU recurrence and its temporal convolution ignore the attention mask, so left "
+        "padding tokens enter the recurrent state of the real ones (the plain HF model does the same)"
     ),
     final_projection=soft_capped,
     # Griffin's local attention is the temporal block of its attention layers: the specs name it there.
@@ -89,10 +89,10 @@ RECURRENT_FAMILY = Adapter(
             layer_kinds=LayerKinds(
                 kinds=every_layer(RECURRENT, "num_blocks"),
                 mixers={RECURRENT: "mlstm_layer"},
-                not_padding_invariant=(
-                    "transformers' xLSTM ignores the attention mask: left padding tokens enter the mLSTM state of "
-                    "the real ones (the plain HF model does the same)"
-                ),
+            ),
+            not_padding_invariant=(
+                "transformers' xLSTM ignores the attention mask: left padding tokens enter the mLSTM state of "
+                "the real ones (the plain HF model does the same)"
             ),
             final_projection=xlstm_soft_capped,
             attention=None,
