@@ -246,5 +246,9 @@ def test_a_rename_that_would_shadow_a_module_is_refused_at_load_by_name():
         StandardizedTransformer("tiny:gpt2", adapter=_rename("gpt2", ln_2="mlp")())
 
 
-def test_there_are_at_least_twenty_planted_mistakes():
+def test_there_are_at_least_twenty_planted_mistakes_and_the_readme_says_how_many():
+    from pathlib import Path
+
     assert len(MUTATIONS) >= 20
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert f"plants {len(MUTATIONS)} realistic declaration mistakes" in readme, "update the count in README.md"
