@@ -74,8 +74,44 @@ def _type_entry(adapter: Any, model_type: str) -> dict[str, Any]:
         "absent": dict(merged.absent),
         "known_broken": dict(merged.known_broken),
         "not_padding_invariant": merged.not_padding_invariant,
+        "layer_kinds": _default_layer_kinds(merged, model_type),
         "notes": merged.notes,
     }
+
+
+def _default_layer_kinds(adapter: Any, model_type: str) -> Any:
+    """The layer kinds the adapter reads from the type's default transformers config, or None.
+
+    Only for adapters that declare `LayerKinds` (a type whose layers are all of one kind has
+    none); a default config the kinds cannot be read from says why instead.
+    """
+    if adapter.layer_kinds is None or adapter.unsupported is not None:
+        return None
+    try:
+        from transformers import AutoConfig  # only when some adapter declares layer kinds
+
+        config = AutoConfig.for_model(model_type)
+        config = getattr(config, "get_text_config", lambda: config)()
+        return list(adapter.layer_kinds.kinds(config))
+    except Exception as error:  # noqa: BLE001 - a listing must not fail on one type's default config
+        return f"not read from the default config ({type(error).__name__}: {error})"
+
+
+def _kinds_summary(kinds: Any) -> str:
+    """``attention 12, linear_attention 36 of 48 layers: linear_attention x3, attention, ...``"""
+    if isinstance(kinds, str):
+        return kinds
+    counts = {kind: kinds.count(kind) for kind in dict.fromkeys(kinds)}
+    runs: list[str] = []
+    for kind in kinds[:12]:
+        if runs and runs[-1].split(" x")[0] == kind:
+            head, _, times = runs[-1].partition(" x")
+            runs[-1] = f"{head} x{int(times or 1) + 1}"
+        else:
+            runs.append(kind)
+    more = ", ..." if len(kinds) > 12 else ""
+    totals = ", ".join(f"{kind} {count}" for kind, count in counts.items())
+    return f"{totals} of {len(kinds)} layers (default config): {', '.join(runs)}{more}"
 
 
 def _variant_lines(adapter: dict[str, Any]) -> dict[str, str]:
@@ -96,6 +132,8 @@ def _variant_lines(adapter: dict[str, Any]) -> dict[str, str]:
             parts.append(f"residual: {entry['residual']}")
         if entry["known_broken"] and entry["known_broken"] != adapter["known_broken"]:
             parts.append("known broken: " + ", ".join(entry["known_broken"]))
+        if entry["layer_kinds"]:
+            parts.append("layer kinds: " + _kinds_summary(entry["layer_kinds"]))
         if entry["not_padding_invariant"]:
             parts.append(f"not padding-invariant (checked: served logits equal plain HF's): {entry['not_padding_invariant']}")
         if entry["notes"]:
