@@ -60,8 +60,10 @@ JETMOE_NOTES = (
     "s * num_key_value_heads + h is the s-th attention expert the token chose, so one head index mixes "
     "experts across query tokens. Not served: MoE routing and heads. Both routers (mlp.router and "
     "self_attn.experts.router) return a sort-grouped layout (index_sorted_experts, batch_index, batch_gates, "
-    "expert_size, logits) that the experts consume instead of the top-k, so router_top_k cannot be written "
-    "as data; per-head queries are per attention expert slot, not per head"
+    "expert_size, logits) that the experts consume instead of the top-k; the top-k is chosen inside the "
+    "router (its indices feed both an expert_size count and the sort), and the model's own router_logits "
+    "output records both routers of every layer, so neither is declarable in MoESpec yet; the attention "
+    "mixture's router stays unserved as routing; per-head queries are per attention expert slot, not per head"
 )
 
 def softcapped_projection(model, hidden: torch.Tensor) -> torch.Tensor:
