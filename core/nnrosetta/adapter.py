@@ -77,6 +77,7 @@ class Variant:
         tiny_config: merged over the family's tiny config.
         known_broken: merged over the family's.
         not_padding_invariant: replaces the family's (None: this type is padding-invariant).
+        positions_from_inputs: replaces the family's.
         refuse: ``(config) -> reason`` for configs of this type that cannot be served.
         unsupported: the type is claimed only to refuse it at load with this reason.
         notes: one line shown by ``nnrosetta adapters`` for this type.
@@ -96,6 +97,7 @@ class Variant:
     tiny_config: Mapping[str, Any] = field(default_factory=dict)
     known_broken: Mapping[str, str] = field(default_factory=dict)
     not_padding_invariant: Any = INHERIT
+    positions_from_inputs: Any = INHERIT
     refuse: Any = INHERIT
     unsupported: Optional[str] = None
     notes: str = ""
@@ -145,6 +147,10 @@ class Adapter:
             `padding_invariance` check proves instead that the served logits of the padded batch
             equal plain HF's bit for bit, that rows without padding still match each prompt alone,
             and that padding really does change a padded row.
+        positions_from_inputs: True where the model counts its own positions from the input ids
+            and mask (skipping pad tokens), so a trace passes no ``position_ids`` and the model
+            gets exactly what plain HF's ``model(input_ids, attention_mask)`` gets; False: the
+            trace passes left-padded rows ``position_ids = cumsum(mask) - 1``, as nnsight does.
         refuse: ``(config) -> reason`` for configs the adapter cannot serve; such a
             model is refused at load with the reason.
         priority: resolves a claim on the same model type by another adapter;
@@ -176,6 +182,7 @@ class Adapter:
     variants: Mapping[str, Variant] = field(default_factory=dict)
     known_broken: Mapping[str, str] = field(default_factory=dict)
     not_padding_invariant: Optional[str] = None
+    positions_from_inputs: bool = False
     refuse: Optional[Refusal] = None
     priority: int = 0
     description: str = ""
@@ -213,7 +220,7 @@ class Adapter:
             "model_type": model_type,
         }
         for name in ("final_projection", "attention", "heads", "moe", "residual", "layer_kinds",
-                     "not_padding_invariant", "refuse"):
+                     "not_padding_invariant", "positions_from_inputs", "refuse"):
             value = getattr(variant, name)
             if value is not INHERIT:
                 changes[name] = value if value is not None or name != "residual" else Residual()
@@ -338,6 +345,9 @@ class Adapter:
         ):
             refuse("not_padding_invariant", f"must be a reason string, got {self.not_padding_invariant!r}",
                    "Say why left padding changes the real tokens' values in the plain HuggingFace model.")
+        if not isinstance(self.positions_from_inputs, bool):
+            refuse("positions_from_inputs", f"must be True or False, got {self.positions_from_inputs!r}",
+                   "Declare True where the model counts its own positions from the input ids, else leave it.")
         if self.not_padding_invariant is not None and "padding_invariance" in self.known_broken:
             refuse("not_padding_invariant", "is declared while known_broken also waives padding_invariance",
                    "Keep the declaration (the check then proves it) and remove the waiver.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Mapping
 from typing import Any, Optional, Sequence, Union
 
 import torch
@@ -158,6 +159,13 @@ class StandardizedTransformer(
         # Direct calls (`model.generate(...)` outside a `with`) run here without a tracer.
         with trace_lock(self):
             return super().interleave(*args, **kwargs)
+
+    def _batch(self, invokes: list, fn: Any) -> tuple:
+        """nnsight's batching, without the position_ids it adds where the model counts its own."""
+        args, kwargs = super()._batch(invokes, fn)
+        if self.adapter.positions_from_inputs and "position_ids" in kwargs and not _gives_position_ids(invokes):
+            kwargs = {key: value for key, value in kwargs.items() if key != "position_ids"}
+        return args, kwargs
 
     def __getattr__(self, name: str) -> Any:
         adapter = self.__dict__.get("adapter")
@@ -438,6 +446,14 @@ class StandardizedTransformer(
     def get_topk_closest_tokens(self, hidden: torch.Tensor, k: int = 10) -> torch.return_types.topk:
         """The ``k`` most probable tokens (probabilities and ids) for a residual-stream state."""
         return self.project_on_vocab(hidden).softmax(dim=-1).topk(k, dim=-1)
+
+
+def _gives_position_ids(invokes: list) -> bool:
+    """Whether the caller passed position_ids (as a keyword or in an encoding), which are kept."""
+    for inputs, kwargs in invokes:
+        if "position_ids" in kwargs or any(isinstance(given, Mapping) and "position_ids" in given for given in inputs):
+            return True
+    return False
 
 
 def _note_layer_shape(shapes: dict, layer: int, module: Any, args: tuple, kwargs: dict) -> None:

@@ -37,12 +37,14 @@ EFFECT_LENGTH = 6
 
 
 def _hf_attentions(model: "StandardizedTransformer") -> tuple[torch.Tensor, ...]:
-    """HuggingFace's own probabilities for the probe (eager), with the positions nnsight passes."""
+    """HuggingFace's own probabilities for the probe (eager), with the positions a trace passes."""
+    from .core import reference_positions  # here: core imports this module's neighbours at load
+
     probe = current_probe(model)
     device = model_device(model)
     with torch.no_grad():
         output = model._module(
-            **probe.inputs(device), position_ids=probe.position_ids.to(device), output_attentions=True
+            **probe.inputs(device), **reference_positions(model, device), output_attentions=True
         )
     attentions = output.attentions
     if len(attentions) == model.num_layers:

@@ -212,6 +212,19 @@ def accessor_shapes(model: "StandardizedTransformer") -> None:
 # -- fidelity --------------------------------------------------------------------
 
 
+def reference_positions(model: "StandardizedTransformer", device: Any) -> dict[str, torch.Tensor]:
+    """The position_ids a trace passes for the probe: none where the model counts its own."""
+    if model.adapter.positions_from_inputs:
+        return {}
+    return {"position_ids": current_probe(model).position_ids.to(device)}
+
+
+def _positions_named(model: "StandardizedTransformer") -> str:
+    if model.adapter.positions_from_inputs:
+        return ", no position_ids (the adapter declares positions_from_inputs)"
+    return " and position_ids = cumsum(mask) - 1"
+
+
 @check("fidelity")
 def fidelity(model: "StandardizedTransformer") -> None:
     """Logits are bit-identical to the plain HuggingFace model on the same left-padded batch."""
@@ -219,7 +232,7 @@ def fidelity(model: "StandardizedTransformer") -> None:
     device = model_device(model)
     traced = clean_logits(model)
     with torch.no_grad():
-        reference = model._module(**probe.inputs(device), position_ids=probe.position_ids.to(device)).logits
+        reference = model._module(**probe.inputs(device), **reference_positions(model, device)).logits
     expect(
         traced.shape == reference.shape,
         f"traced logits have shape {tuple(traced.shape)}, the plain HuggingFace model gives {tuple(reference.shape)}.",
@@ -227,7 +240,7 @@ def fidelity(model: "StandardizedTransformer") -> None:
     expect(
         torch.equal(traced, reference),
         f"traced logits are not bit-identical to the plain HuggingFace model's (called with input_ids, "
-        f"attention_mask and position_ids = cumsum(mask) - 1): {where_differs(traced, reference)}. "
+        f"attention_mask{_positions_named(model)}): {where_differs(traced, reference)}. "
         f"Something in the wrapping changes the computation.",
     )
 
@@ -407,7 +420,7 @@ def _declared_not_padding_invariant(
     probe = current_probe(model)
     device = model_device(model)
     with torch.no_grad():
-        reference = model._module(**probe.inputs(device), position_ids=probe.position_ids.to(device)).logits[:, -1]
+        reference = model._module(**probe.inputs(device), **reference_positions(model, device)).logits[:, -1]
     served = clean_logits(model)[:, -1]
     expect(
         torch.equal(served, reference),

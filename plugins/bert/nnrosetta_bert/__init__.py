@@ -38,7 +38,7 @@ from typing import Optional
 
 from nnrosetta import Adapter, Assigned, AttentionSpec, Called, ConfigKeys, HeadsSpec, Residual, Span, Variant, conventions, hookimpl
 
-from .limits import SHIFTED_POSITIONS, needs_decoder, needs_full_attention, needs_post_norm_xmod
+from .limits import needs_decoder, needs_full_attention, needs_post_norm_xmod
 from .modernbert import MODERNBERT_DECODER
 from .projections import electra_generator_head
 from .unsupported import REFUSED
@@ -133,20 +133,20 @@ def pre_norm(prefix: str, head: str, final_norm: str, mlp_start: str, notes: str
 VARIANTS = {
     "bert": post_norm("bert", "cls.predictions"),
     "bert-generation": post_norm("bert", "lm_head", notes="head: lm_head, the vocabulary projection alone"),
-    "roberta": post_norm("roberta", "lm_head", known_broken=SHIFTED_POSITIONS),
+    "roberta": post_norm("roberta", "lm_head", positions_from_inputs=True),
     "roberta-prelayernorm": pre_norm(
         "roberta_prelayernorm", "lm_head", "roberta_prelayernorm.LayerNorm", "intermediate.dense",
         notes="pre-norm: attention.LayerNorm, intermediate.LayerNorm; final roberta_prelayernorm.LayerNorm",
-        known_broken=SHIFTED_POSITIONS,
+        positions_from_inputs=True,
     ),
-    "xlm-roberta": post_norm("roberta", "lm_head", known_broken=SHIFTED_POSITIONS),
+    "xlm-roberta": post_norm("roberta", "lm_head", positions_from_inputs=True),
     "xlm-roberta-xl": pre_norm(
         "roberta", "lm_head", "roberta.encoder.LayerNorm", "intermediate",
         notes="pre-norm: attention.self_attn_layer_norm, layer LayerNorm; final roberta.encoder.LayerNorm",
-        known_broken=SHIFTED_POSITIONS,
+        positions_from_inputs=True,
     ),
-    "camembert": post_norm("roberta", "lm_head", known_broken=SHIFTED_POSITIONS),
-    "data2vec-text": post_norm("data2vec_text", "lm_head", known_broken=SHIFTED_POSITIONS),
+    "camembert": post_norm("roberta", "lm_head", positions_from_inputs=True),
+    "data2vec-text": post_norm("data2vec_text", "lm_head", positions_from_inputs=True),
     "electra": post_norm(
         "electra", "generator_lm_head",
         final_projection=electra_generator_head,
@@ -175,7 +175,7 @@ VARIANTS = {
         "roberta", "lm_head",
         tiny_config={"languages": ["en_XX", "de_DE"], "default_language": "en_XX"},
         refuse=needs_post_norm_xmod,
-        known_broken=SHIFTED_POSITIONS,
+        positions_from_inputs=True,
         notes="after mlps_output, each layer runs a per-language adapter (output.adapter_modules) before its norm",
     ),
     "big_bird": post_norm(

@@ -1,9 +1,8 @@
-"""What the BERT-family declarations cannot serve: refused configs and known-broken checks, with why.
+"""What the BERT-family declarations cannot serve: refused configs, with why.
 
 A refusal is a config of a served type that takes a path the declaration does not
 serve (bidirectional attention, block-sparse attention, X-MOD's pre-norm layout);
-it is refused at load with the reason. A known-broken check is a real limit of the
-core with these models, run as a strict expected failure so a fix is reported.
+it is refused at load with the reason.
 """
 
 from __future__ import annotations
@@ -43,13 +42,3 @@ def needs_post_norm_xmod(config) -> Optional[str]:
         )
     return needs_decoder(config)
 
-
-#: nnsight's left-padded position_ids against RoBERTa's own count.
-SHIFTED_POSITIONS = {
-    "padding_invariance": (
-        "for a left-padded batch nnsight passes position_ids = cumsum(mask) - 1, but RoBERTa-style "
-        "embeddings count positions from padding_idx + 1 (and derive padding-aware ones from the pad tokens "
-        "when given none), so every row of a padded batch is embedded padding_idx + 1 positions lower than "
-        "the same prompt alone; the core has no hook to leave position_ids to these models"
-    )
-}
