@@ -45,7 +45,7 @@ from nnrosetta.layer_kinds import (
 )
 
 from .base import CheckFailure, CheckSkipped, check, current_probe, expect, model_device, where_differs
-from .meaning import _declared_sum, _scale
+from .meaning import _declared_sum, _layer_attribute, _scale
 
 if TYPE_CHECKING:
     from nnrosetta.model import StandardizedTransformer
@@ -74,15 +74,6 @@ def _declared(model: "StandardizedTransformer") -> None:
 
 def _mixing_layers(model: "StandardizedTransformer") -> list[int]:
     return [i for i in range(model.num_layers) if served_accessors(model, i, ("mixers_output",))]
-
-
-def _has_layer_path(model: "StandardizedTransformer", index: int, path: str) -> bool:
-    value: Any = model.layers[index]._module
-    for part in path.split("."):
-        value = getattr(value, part, None)
-        if value is None:
-            return False
-    return True
 
 
 def _parallel_layers(model: "StandardizedTransformer") -> list[int]:
@@ -351,7 +342,7 @@ def kinds_locality(model: "StandardizedTransformer") -> None:
     branches = model.adapter.layer_kinds.mixer_input_branches
     kinds = declared_kinds(model)
     branched = {i for i in range(model.num_layers)
-                if kinds[i] in branches and _has_layer_path(model, i, branches[kinds[i]])}
+                if kinds[i] in branches and _layer_attribute(model, i, branches[kinds[i]]) is not None}
     problems = []
     for (index, name), value in read.items():
         edit = {"mixer_input": "layer", "mixer_output": "mixer", "mlp_output": "mlp"}[name]
