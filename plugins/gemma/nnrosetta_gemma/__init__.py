@@ -48,7 +48,18 @@ if TYPE_CHECKING:
 NNROSETTA_CONTRACT = 2
 
 MODEL_TYPES = ("gemma", "gemma2", "gemma3_text", "gemma3", "vaultgemma", "gemma4_text", "gemma4",
-               "gemma4_unified_text", "gemma4_unified")
+               "gemma4_unified_text", "gemma4_unified", "gemma4_assistant", "gemma4_unified_assistant")
+
+#: Gemma 4's multi-token-prediction drafters: a Gemma 4 text decoder run on the target model's state.
+ASSISTANT_REASON = (
+    "a Gemma 4 assistant is a multi-token-prediction drafter for assisted generation, not a model of a prompt: "
+    "its forward ignores input_ids and raises without inputs_embeds (2 * backbone_hidden_size wide: the target "
+    "model's embedding of the last token and its last hidden state, through pre_projection) and shared_kv_states "
+    "(the target model's keys and values: every layer is kv-shared, with no k_proj or v_proj, and attends "
+    "bidirectionally over them), and it hands post_projection(last hidden state) back to the target. No prompt "
+    "alone runs it, so it has no trace, token_embeddings or logits of a prompt; load the target model (gemma4, "
+    "gemma4_text, gemma4_unified) instead"
+)
 
 RENAME = {
     "model.embed_tokens": "embed_tokens",
@@ -302,6 +313,8 @@ GEMMA = Adapter(
             notes="image-text(-audio) model, text path: the gemma4_unified_text decoder at model.language_model; "
             "soft-cap read from the text config; " + GEMMA4_UNIFIED_NOTES,
         ),
+        "gemma4_assistant": Variant(unsupported=ASSISTANT_REASON),
+        "gemma4_unified_assistant": Variant(unsupported=ASSISTANT_REASON),
     },
     description="Gemma 1/2/3 decoders: soft-capped final logits, scaled embeddings, sandwich norms.",
 )

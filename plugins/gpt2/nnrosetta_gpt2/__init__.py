@@ -6,7 +6,7 @@ embeddings; `token_embeddings` is the token embedding alone (``wte``'s output).
 
 from __future__ import annotations
 
-from nnrosetta import Adapter, AttentionSpec, ConfigKeys, HeadsSpec, conventions, hookimpl
+from nnrosetta import Adapter, AttentionSpec, ConfigKeys, HeadsSpec, Variant, conventions, hookimpl
 
 NNROSETTA_CONTRACT = 2
 
@@ -37,7 +37,7 @@ HEADS = HeadsSpec(
 
 GPT2 = Adapter(
     name="gpt2",
-    model_types=("gpt2",),
+    model_types=("gpt2", "gpt-sw3"),
     rename={
         "transformer.wte": "embed_tokens",
         "transformer.h": "layers",
@@ -55,6 +55,12 @@ GPT2 = Adapter(
         vocab_size="vocab_size",
     ),
     tiny_config={"n_embd": 32, "n_layer": 2, "n_head": 4, "n_positions": 128, "n_inner": 64},
+    variants={
+        # HuggingFace maps gpt-sw3 to GPT2Config, whose model_type is "gpt2": a saved GPT-SW3 is a gpt2
+        # folder (only its tokenizer differs). The claim names the type for `tiny:gpt-sw3` and the listing.
+        "gpt-sw3": Variant(notes="GPT-SW3: GPT-2's model and config (a saved one reads model_type 'gpt2'); "
+                                 "only the tokenizer (GPTSw3Tokenizer, sentencepiece) differs"),
+    },
     description=(
         "GPT-2: transformer.h[i].{attn,mlp}, transformer.ln_f, transformer.wte. Attention probabilities "
         "and heads are not served with reorder_and_upcast_attn=True (a separate eager path)."
