@@ -48,9 +48,11 @@ if TYPE_CHECKING:
 NNROSETTA_CONTRACT = 2
 
 MODEL_TYPES = ("gemma", "gemma2", "gemma3_text", "gemma3", "vaultgemma", "gemma4_text", "gemma4",
-               "gemma4_unified_text", "gemma4_unified", "gemma4_assistant", "gemma4_unified_assistant")
+               "gemma4_unified_text", "gemma4_unified")
 
-#: Gemma 4's multi-token-prediction drafters: a Gemma 4 text decoder run on the target model's state.
+#: Gemma 4's multi-token-prediction drafters (a Gemma 4 text decoder run on the target model's state),
+#: claimed only to be refused at load with the reason.
+ASSISTANT_TYPES = ("gemma4_assistant", "gemma4_unified_assistant")
 ASSISTANT_REASON = (
     "a Gemma 4 assistant is a multi-token-prediction drafter for assisted generation, not a model of a prompt: "
     "its forward ignores input_ids and raises without inputs_embeds (2 * backbone_hidden_size wide: the target "
@@ -208,7 +210,7 @@ GEMMA4_RESIDUAL = Residual(kind="sandwich", attention_post_norm="post_attention_
 #: attention function, so the convention's probabilities are the ones each layer uses.
 GEMMA = Adapter(
     name="gemma",
-    model_types=MODEL_TYPES,
+    model_types=MODEL_TYPES + ASSISTANT_TYPES,
     rename=RENAME,
     final_projection=softcapped_projection,
     attention=conventions.ATTENTION,
