@@ -117,17 +117,94 @@ def check_points(model: "StandardizedTransformer") -> None:
 
 
 def check_shapes(model: "StandardizedTransformer") -> None:
-    """One forward on a few tokens: every accessor is (1, seq, hidden), logits (1, seq, vocab)."""
+    """One forward on a few tokens: every accessor is (1, seq, hidden), logits (1, seq, vocab).
+
+    Layers built alike (same classes, tensor shapes and settings) compute alike, so only
+    the first layer of each build and the last layer run; the others are skipped with the
+    last run layer's output, which keeps the stream's shape, and are given the container
+    their build's first layer returned. The forward then reads a few layers' weights, not
+    all of them. A model whose short forward fails (a layer reading state that a skipped
+    layer would have left) is checked again with every layer run.
+    """
+    builds = layer_builds(model)
+    if len(set(builds)) + 1 < len(builds):
+        try:
+            _forward_shapes(model, builds)
+            return
+        except RenamingError:
+            raise
+        except Exception:  # noqa: BLE001 - the short forward is an optimisation: the full one decides
+            pass
+    _forward_shapes(model, list(range(len(builds))))
+
+
+def layer_builds(model: "StandardizedTransformer") -> list[int]:
+    """For each layer, the first layer built like it (itself when it is the first of its build).
+
+    A model that shares keys and values across layers is given every layer as its own
+    build: a layer reads what its source layer left in the cache during the same forward.
+    """
+    count = model.num_layers
+    if model.adapter.config_keys.kv_shared is not None:
+        return list(range(count))
+    signatures = [layer_signature(model.layers[index]._module) for index in range(count)]
+    settings = [signature[1] for signature in signatures]
+    positional = {key for key in settings[0] if all(found.get(key) == index for index, found in enumerate(settings))}
+    first_of: dict[tuple, int] = {}
+    builds = []
+    for index, (structure, found) in enumerate(signatures):
+        kept = tuple(sorted((key, value) for key, value in found.items() if key not in positional))
+        builds.append(first_of.setdefault((structure, kept), index))
+    return builds
+
+
+def layer_signature(layer: torch.nn.Module) -> tuple[tuple, dict]:
+    """What a layer's forward depends on besides its input: classes and tensor shapes, and plain settings.
+
+    The settings come apart (``{(module, attribute): value}``) so that one holding the
+    layer's own index (``layer_idx``) can be told from a setting by comparing layers.
+    """
+    structure, settings = [], {}
+    for name, module in layer.named_modules():
+        tensors = tuple(
+            (key, tuple(tensor.shape), tensor.dtype)
+            for key, tensor in (*module.named_parameters(recurse=False), *module.named_buffers(recurse=False))
+            if tensor is not None
+        )
+        structure.append((name, type(module).__qualname__, tensors))
+        settings.update(
+            ((name, key), value) for key, value in vars(module).items()
+            if isinstance(value, (bool, int, float, str, type(None)))
+        )
+    return tuple(structure), settings
+
+
+def _forward_shapes(model: "StandardizedTransformer", builds: list[int]) -> None:
+    """The dummy forward: each build's first layer and the last layer run and are read; the others pass the last output on."""
     seen: dict[str, tuple] = {}
     input_ids = torch.arange(DUMMY_SEQUENCE_LENGTH).unsqueeze(0) % max(model.vocab_size, 1)
+    has_mlp = "mlp" not in model.adapter.absent
+    last = len(builds) - 1
+    skipped = {index for index, first in enumerate(builds) if first != index and index != last}
+    last_output = None
     with torch.no_grad(), model.trace(input_ids):
-        has_mlp = "mlp" not in model.adapter.absent
-        for index in range(model.num_layers):
+        for index in range(len(builds)):
+            if index in skipped:
+                model.layers[index].skip(last_output)
+                continue
             seen[f"attentions_output[{index}]"] = tuple(model.attentions_output[index].shape)
             if has_mlp:
                 seen[f"mlps_output[{index}]"] = tuple(model.mlps_output[index].shape)
+            last_output = model.layers[index].output
             seen[f"layers_output[{index}]"] = tuple(model.layers_output[index].shape)
         seen["logits"] = tuple(model.logits.shape)
+    recorded = model.__dict__.get("_layer_outputs")
+    if recorded is not None:
+        for index in skipped:
+            if builds[index] in recorded:
+                recorded[index] = recorded[builds[index]]
+            else:
+                recorded.pop(index, None)
     hidden = (1, DUMMY_SEQUENCE_LENGTH, model.hidden_size)
     for name, shape in seen.items():
         expected = (1, DUMMY_SEQUENCE_LENGTH, model.vocab_size) if name == "logits" else hidden
