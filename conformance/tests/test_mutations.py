@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from nnrosetta import (
+    Argument,
     Assigned,
     AttentionSpec,
     Called,
@@ -88,6 +89,14 @@ def _routing(model_type: str, **changes) -> Callable[[], object]:
     def mutate():
         moe = default_registry().resolve(model_type).moe
         return _moe(model_type, routing=dataclasses.replace(moe.routing, **changes))()
+
+    return mutate
+
+
+def _top_k_in_router(model_type: str, **changes) -> Callable[[], object]:
+    def mutate():
+        moe = default_registry().resolve(model_type).moe
+        return _moe(model_type, top_k_in_router=dataclasses.replace(moe.top_k_in_router, **changes))()
 
     return mutate
 
@@ -197,6 +206,19 @@ MUTATIONS = [
     ("fused query projection declared without its output gate", "axk2",
      _keys("axk2", projections={"q_gate_proj": (("num_heads", "head_dim"),)}), {"sizes"}),
     ("MoE block output norm dropped", "axk1", _moe("axk1", output_norm=None), {"moe_routing"}),
+    ("top-k indices written where only one of the router's two readers sees them", "jetmoe",
+     _top_k_in_router("jetmoe", written=(("indices", Argument(Called("zeros.scatter"), 1)),
+                                         ("weights", Assigned("top_k_gates", occurrence=1)))), {"moe_routing"}),
+    ("top-k weights written where the router no longer reads them", "jetmoe",
+     _top_k_in_router("jetmoe", written=(("indices", Argument(Called("zeros.scatter"), 1)),
+                                         ("indices", Assigned("top_k_experts")),
+                                         ("weights", Assigned("batch_gates")))), {"moe_routing"}),
+    ("repeated experts handed to a router that counts each chosen expert once", "jetmoe",
+     _moe("jetmoe", distinct_experts=False), {"moe_routing"}),
+    ("the attention mixture's router logits compared as the MLP router's", "jetmoe",
+     _moe("jetmoe", recorded_logits=(2, 0)), {"moe_routing"}),
+    ("router logits read at the wrong position of the router's output", "jetmoe",
+     _moe("jetmoe", router_returns=("other", "other", "logits", "other", "other")), {"moe_routing"}),
     ("attention-expert kv heads at the query-head count", "jetmoe", _keys("jetmoe", num_kv_heads="num_attention_heads"),
      {"sizes"}),
     ("not_padding_invariant declared on a padding-invariant model", "gpt2",

@@ -6,8 +6,10 @@ hold the expert counts. From that alone the core serves, for any MoE adapter,
 ``routers_output[i]`` (router logits as (batch, seq, num_experts)),
 ``router_top_k[i]`` (the chosen experts and their weights, readable and
 writable), ``ablate_experts(layer, experts)`` and, where the family has one,
-``shared_experts_output[i]``. The router is intervened on at its output, so the
-family's own expert code computes the result and nothing is re-implemented.
+``shared_experts_output[i]``. The router is intervened on at its output (or, where
+it returns the top-k regrouped or rewritten, at the points of its forward where the
+choice is whole), so the family's own expert code computes the result and nothing
+is re-implemented.
 """
 
 from __future__ import annotations
@@ -18,11 +20,22 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Optional, Sequence, Union
 import torch
 
 from .accessors import normalize_index
-from .errors import AccessorAssignmentError, CapabilityError, LayerIndexError, ShapeError, UnsupportedArchitectureError
+from .errors import (
+    AccessorAssignmentError,
+    CapabilityError,
+    InvalidAdapterError,
+    LayerIndexError,
+    ShapeError,
+    UnsupportedArchitectureError,
+)
+from .points import describe
+from .source_points import position, reach
 from .specs import MoESpec
 
 if TYPE_CHECKING:
     from nnsight.intervention.envoy import Envoy
+
+    from .source_points import Reached
 
 class TopK(NamedTuple):
     """The experts each token is sent to and the weights of their outputs, both (batch, seq, k)."""
@@ -32,12 +45,13 @@ class TopK(NamedTuple):
 
 
 def _child(envoy: "Envoy", path: str) -> "Envoy":
-    return functools.reduce(getattr, path.split("."), envoy)
+    """The child at a dotted path; ``""`` is ``envoy`` itself (a block holding its experts' weights)."""
+    return functools.reduce(getattr, path.split("."), envoy) if path else envoy
 
 
 def _has_path(module: torch.nn.Module, path: str) -> bool:
     try:
-        functools.reduce(getattr, path.split("."), module)
+        _child(module, path)
     except AttributeError:
         return False
     return True
@@ -92,9 +106,12 @@ class RouterLogits(_LayerView):
 class _TopKSite:
     """Where a layer's top-k lives, read and written in the family's own form.
 
-    Three forms (`MoESpec.router_returns`): weights and indices in the router's output
-    tuple; a dense (tokens, num_experts) weight matrix in it (zero off the chosen
-    experts); or the experts module's call arguments (`MoESpec.top_k_at_experts`).
+    Four forms: weights and indices in the router's output tuple; a dense
+    (tokens, num_experts) weight matrix in it (zero off the chosen experts); the
+    experts module's call arguments (`MoESpec.top_k_at_experts`); or points inside
+    the router's forward (`MoESpec.top_k_in_router`), read in forward order and
+    written, after both reads, at the declared points or at the router's output.
+    Values are handed over reshaped to the shape each place holds.
     """
 
     def __init__(self, view: "_LayerView", layer: int) -> None:
@@ -106,9 +123,43 @@ class _TopKSite:
         path = self._spec.experts if self._spec.top_k_at_experts else self._spec.router
         return _child(self._view._mlp(self._layer), path)
 
+    def _in_router(self, points: Sequence[tuple[str, Any]]) -> list[tuple[str, "Reached"]]:
+        """The router's points, as reached operations, in the order the forward runs them."""
+        router, adapter = self._envoy(), self._view._model.adapter
+        ordered = sorted(enumerate(points), key=lambda item: (position(router, item[1][1]), item[0]))
+        return [(part, reach(router, point, adapter, f"moe.top_k_in_router.{part}")) for _, (part, point) in ordered]
+
+    def _check_order(self, inside: Any) -> None:
+        router = self._envoy()
+        last_read = max(position(router, inside.indices), position(router, inside.weights))
+        early = [point for _, point in inside.written if position(router, point) < last_read]
+        if early:
+            adapter = self._view._model.adapter
+            raise InvalidAdapterError(
+                f"adapter {adapter.name!r} ({adapter.plugin or '<explicit>'}) declares MoESpec.top_k_in_router "
+                f"write points that run before its read points in the forward of {type(router._module).__name__} "
+                f"({', '.join(describe(p) for p in early)}): a trace reads and writes in forward order, so a top-k "
+                f"read there could not be written back. Write where the router's later code reads the choice."
+            )
+
+    def enter(self) -> None:
+        """Wait until the forward reaches the first place a write goes (the block has then been entered)."""
+        spec, inside = self._spec, self._spec.top_k_in_router
+        if inside is not None and inside.written:
+            self._in_router(inside.written)[0][1].value
+        elif spec.top_k_at_experts and inside is None:
+            self._envoy().inputs
+        else:
+            _child(self._view._mlp(self._layer), spec.router).output
+
     def read(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Flat ``(indices, weights)`` as the family holds them, (tokens, k)."""
         spec = self._spec
+        if spec.top_k_in_router is not None:
+            inside = spec.top_k_in_router
+            values = {part: reached.value
+                      for part, reached in self._in_router((("indices", inside.indices), ("weights", inside.weights)))}
+            return values["indices"], values["weights"]
         if spec.top_k_at_experts:
             args = self._envoy().inputs[0]
             return args[spec.top_k_at_experts[0]], args[spec.top_k_at_experts[1]]
@@ -119,27 +170,36 @@ class _TopKSite:
             return indices, dense.gather(-1, indices)
         return output[spec.position("indices")], output[spec.position("weights")]
 
-    def write(self, indices: torch.Tensor, weights: torch.Tensor, like: tuple[torch.Tensor, torch.Tensor]) -> None:
-        """Hand the block ``indices`` and ``weights`` (shaped as ``like``) in the family's form."""
+    def write(self, indices: torch.Tensor, weights: torch.Tensor) -> None:
+        """Hand the block ``indices`` and ``weights`` (tokens * k values each) in the family's form."""
         spec = self._spec
-        indices = indices.reshape(like[0].shape).to(like[0])
-        weights = weights.reshape(like[1].shape).to(like[1])
-        envoy = self._envoy()
-        if spec.top_k_at_experts:
+        new = {"indices": indices, "weights": weights}
+        inside = spec.top_k_in_router
+        if inside is not None and inside.written:
+            self._check_order(inside)
+            for part, reached in self._in_router(inside.written):
+                held = reached.value
+                reached.write(new[part].reshape(held.shape).to(held))
+            return
+        envoy = _child(self._view._mlp(self._layer), spec.router) if inside is not None else self._envoy()
+        if spec.top_k_at_experts and inside is None:
             args, kwargs = envoy.inputs
             replaced = list(args)
-            replaced[spec.top_k_at_experts[0]] = indices
-            replaced[spec.top_k_at_experts[1]] = weights
+            for part, at in zip(("indices", "weights"), spec.top_k_at_experts):
+                replaced[at] = new[part].reshape(args[at].shape).to(args[at])
             envoy.inputs = (tuple(replaced), kwargs)
             return
         replaced = list(envoy.output)
         if "dense_weights" in spec.router_returns:
             dense = replaced[spec.position("dense_weights")]
+            indices = indices.reshape(-1, indices.shape[-1]).to(dense.device)
+            weights = weights.reshape(indices.shape).to(dense)
             # Summed, so two slots naming one expert add up, as in the other forms.
             replaced[spec.position("dense_weights")] = torch.zeros_like(dense).scatter_add(-1, indices, weights)
         else:
-            replaced[spec.position("indices")] = indices
-            replaced[spec.position("weights")] = weights
+            for part in ("indices", "weights"):
+                held = replaced[spec.position(part)]
+                replaced[spec.position(part)] = new[part].reshape(held.shape).to(held)
         envoy.output = tuple(replaced)
 
 
@@ -157,9 +217,10 @@ class RouterTopK(_LayerView):
     def __setitem__(self, index: int, value: Any) -> None:
         layer = self._layer(index)
         site = _TopKSite(self, layer)
-        old_indices, old_weights = site.read()
+        # Wait where the write goes, not where the top-k is read: that may lie behind the forward already.
+        site.enter()
         batch, seq = self._batch_seq(layer)
-        expected = (batch, seq, old_indices.shape[-1])
+        expected = (batch, seq, self._model.experts_per_token)
         indices, weights = _unpack_top_k(value, index, expected)
         for what, tensor in (("indices", indices), ("weights", weights)):
             if tuple(tensor.shape) != expected:
@@ -176,7 +237,23 @@ class RouterTopK(_LayerView):
                 f"router_top_k[{index}] indices hold expert {int(indices.min())}..{int(indices.max())}, "
                 f"out of range: layer {layer} has num_experts={num_experts}; use 0..{num_experts - 1}."
             )
-        site.write(indices, weights, (old_indices, old_weights))
+        if self._model._moe_spec(self.name).distinct_experts:
+            _refuse_repeated_experts(indices, index)
+        site.write(indices, weights)
+
+
+def _refuse_repeated_experts(indices: torch.Tensor, index: int) -> None:
+    """Refuse a top-k naming one expert twice in a token, for routers that count each chosen expert once."""
+    ordered = indices.sort(dim=-1).values
+    repeated = (ordered[..., 1:] == ordered[..., :-1]).any(dim=-1)
+    if bool(repeated.any()):
+        batch, seq = (int(v) for v in repeated.nonzero()[0])
+        raise ShapeError(
+            f"router_top_k[{index}] indices name one expert twice for token ({batch}, {seq}): "
+            f"{indices[batch, seq].tolist()}; this family's router counts each chosen expert once per token "
+            f"(MoESpec.distinct_experts), so a repeated one would be miscounted. Give each of a token's slots "
+            f"a different expert, with weight 0 for a slot that should add nothing."
+        )
 
 
 def _unpack_top_k(value: Any, index: int, expected: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -304,6 +381,12 @@ class MixtureOfExpertsInterface:
         key = self._moe_spec("top_k_scale").top_k_scale_key
         value = self._config_value(key) if key is not None else None
         return 1.0 if value is None else float(value)
+
+    def _zero_experts(self) -> int:
+        """How many of the `num_experts` are zero-computation experts (the last ones); 0 for most families."""
+        key = self._moe_spec("zero_experts").zero_experts_key
+        value = self._config_value(key) if key is not None else None
+        return int(value or 0)
 
     @property
     def moe_layers(self) -> list[int]:

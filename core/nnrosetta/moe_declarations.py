@@ -11,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
+from . import points
+from .points import Point
+
 if TYPE_CHECKING:
     from transformers import PretrainedConfig
 
@@ -72,12 +75,60 @@ class Routing:
         return int(values[0]), int(values[1])
 
 
+#: What a `TopKInRouter` write replaces: the chosen experts, or their weights.
+TOP_K_PARTS = ("indices", "weights")
+
+
+@dataclass(frozen=True)
+class TopKInRouter:
+    """A top-k the router chooses inside its forward and does not return as chosen.
+
+    Some routers hand the experts something other than the top-k they chose: a
+    sort-grouped dispatch layout built from it (token order, group sizes), or a choice
+    rewritten before it is returned (a skip expert handed on as expert 0 with weight
+    0). The choice is then read at points of the router's forward
+    (`nnrosetta.points`), where it is whole, and written where the router's later code
+    reads it. Every point is read or written in the order the forward runs them, so
+    all ``written`` points run no earlier than both read points.
+
+    Fields:
+        indices, weights: points of the router's forward whose values are the chosen
+            experts and their weights: tokens * k values in token-major order, of any
+            shape ((tokens, k), or (batch, seq, k)).
+        written: where a new top-k goes: ``("indices" | "weights", point)`` pairs, each
+            point's value replaced by the new indices or weights reshaped to its shape.
+            Name every point the router's later code reads the choice from (one
+            variable read by two later statements may need two). Empty: the new top-k
+            is written at the router's output, in the `MoESpec.router_returns` form,
+            which must then hold indices and weights.
+    """
+
+    indices: Point
+    weights: Point
+    written: tuple[tuple[str, Point], ...] = ()
+
+    def problems(self) -> list[str]:
+        found = points.problems(self.indices, "top_k_in_router.indices")
+        found += points.problems(self.weights, "top_k_in_router.weights")
+        if not isinstance(self.written, tuple):
+            return found + [f"top_k_in_router.written must be a tuple of (part, point) pairs, got {self.written!r}"]
+        for entry in self.written:
+            if not (isinstance(entry, tuple) and len(entry) == 2 and entry[0] in TOP_K_PARTS):
+                found.append(f"top_k_in_router.written holds {entry!r}; each entry is (one of {TOP_K_PARTS}, point)")
+                continue
+            found += points.problems(entry[1], f"top_k_in_router.written[{entry[0]!r}]")
+        parts = {entry[0] for entry in self.written if isinstance(entry, tuple) and entry}
+        if self.written and parts != set(TOP_K_PARTS):
+            found.append(f"top_k_in_router.written names {sorted(parts)}; a write point list names both indices and weights")
+        return found
+
+
 @dataclass(frozen=True)
 class ExpertByHand:
     """How routed expert e computes from its stacked parameters, as data.
 
     Parameter names are attribute paths from the experts module (dotted for a child,
-    ``"mlp.w1"``), each stacked over experts
+    ``"mlp.w1"``; ``"input_linear.weight"`` where `MoESpec.experts` is the block itself), each stacked over experts
     (the first axis is the expert), or flat with experts laid end to end when
     ``flat_rows`` names the config key of each expert's rows (DBRX's ``w1`` of shape
     (experts * ffn, hidden), ``flat_rows="ffn_config.ffn_hidden_size"``).

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Union
 
 from . import points
-from .moe_declarations import ExpertByHand, Routing
+from .moe_declarations import ExpertByHand, Routing, TopKInRouter
 from .points import Called, Point
 
 if TYPE_CHECKING:
@@ -268,11 +268,21 @@ class HeadsSpec:
 #: The names `MoESpec.router_returns` must place, once each, in the router's output tuple.
 ROUTER_OUTPUT_NAMES = ("logits", "weights", "indices")
 
-#: The router output forms `MoESpec.router_returns` may declare (as sorted names).
+#: A `MoESpec.router_returns` entry for an output value nnrosetta does not read (any number of them).
+ROUTER_OUTPUT_OTHER = "other"
+
+#: The router output forms `MoESpec.router_returns` may declare (as sorted names, ``"other"`` left out).
 ROUTER_OUTPUT_FORMS = {
     ("indices", "logits", "weights"): "a tuple holding logits, top-k weights and top-k indices",
     ("dense_weights", "logits"): "a tuple holding logits and (tokens, num_experts) weights, zero off the chosen experts",
-    ("logits",): "the logits tensor alone; the top-k is read at the experts call (top_k_at_experts)",
+    ("logits",): "the logits tensor alone, or a tuple whose other values are not the top-k as chosen; the top-k is "
+    "read at the experts call (top_k_at_experts) or inside the router (top_k_in_router)",
+}
+
+#: What a zero-computation expert (`MoESpec.zero_experts_key`) hands back for a token.
+ZERO_EXPERT_OUTPUTS = {
+    "input": "the token's input times its weight (an identity expert, LongCat)",
+    "zero": "nothing: it adds zero whatever its weight (a skip expert, ZAYA)",
 }
 
 
@@ -282,15 +292,26 @@ class MoESpec:
 
     Fields:
         router: path from the layer's ``mlp`` module to the router module.
-        experts: path from ``mlp`` to the experts module (stacked expert weights).
+        experts: path from ``mlp`` to the experts module (stacked expert weights); ``""``
+            when the block itself holds them (JetMoE's ``input_linear``/``output_linear``).
         router_returns: what the router's output holds, position by position, one of
             `ROUTER_OUTPUT_FORMS`: ``"logits"`` (tokens, num_experts), ``"weights"`` and
             ``"indices"`` (tokens, k); or ``"logits"`` with ``"dense_weights"`` (tokens,
             num_experts), zero off the chosen experts (Llama 4); or ``("logits",)``: the
-            router returns the logits tensor alone (DBRX).
+            router returns the logits tensor alone (DBRX). ``"other"`` marks a position
+            nnrosetta does not read (a dispatch layout, a state for the next layer's router):
+            ``("other", "other", "other", "other", "logits")``.
         top_k_at_experts: positions ``(indices, weights)`` of the top-k in the experts
             module's call, when the router does not return them; the top-k is then read
             and written there.
+        top_k_in_router: a `TopKInRouter`: the top-k is read at points of the router's
+            forward, for a router that returns it regrouped or rewritten, and written at
+            its declared points (or at the router's output). Read ``router_top_k[i]``
+            before ``routers_output[i]`` then: the points run before the router returns.
+        distinct_experts: a token's k slots must name k different experts (the router
+            counts each chosen expert once per token, e.g. with a scatter into a one-hot
+            matrix): a written top-k that repeats an expert in a token is refused, and
+            forcing a token to one expert gives its other slots other experts at weight 0.
         num_experts_key: config key (dotted for nested configs, or ``(config) -> int``)
             holding the number of experts a token can be routed to.
         experts_per_token_key: config key (or function) holding k, the experts each token uses.
@@ -309,19 +330,28 @@ class MoESpec:
         routed_output_scale_key: config key (or ``(config) -> float``) of a factor the block
             multiplies the routed experts' weighted sum by after the experts run (Laguna's
             ``moe_routed_scaling_factor``); None when the weights are all there is.
-        zero_experts_key: config key holding the number of zero-computation experts
-            (LongCat): indices num_experts - zero .. num_experts - 1 return their input
-            unchanged (times the weight) and have no parameters.
+        zero_experts_key: config key (or ``(config) -> int``) holding the number of
+            zero-computation experts: indices num_experts - zero .. num_experts - 1 have
+            no parameters and hand back what `zero_experts_output` says.
+        zero_experts_output: a key of `ZERO_EXPERT_OUTPUTS`: ``"input"``, the token's input
+            times the weight (LongCat's identity experts), or ``"zero"``, nothing (ZAYA's
+            skip expert).
         output_norm: path from ``mlp`` to a norm the block applies to its whole output (the
             routed experts' sum plus the shared experts) before returning it, so the block's
             output is ``norm(routed + shared)``, not the sum (A.X K1's ``post_mlp_layernorm``);
             None when the block returns the sum.
+        recorded_logits: ``(routers per MoE layer, this router's place among them)`` in the
+            model's own ``output_router_logits=True`` output, which records every router of
+            the router's class in call order: ``(2, 1)`` where each layer's attention mixture
+            routes first with the same router class (JetMoE); ``(1, 0)`` otherwise.
     """
 
     router: str = "gate"
     experts: str = "experts"
     router_returns: tuple[str, ...] = ROUTER_OUTPUT_NAMES
     top_k_at_experts: Optional[tuple[int, int]] = None
+    top_k_in_router: Optional[TopKInRouter] = None
+    distinct_experts: bool = False
     num_experts_key: Union[str, Callable[["PretrainedConfig"], int]] = "num_local_experts"
     experts_per_token_key: Union[str, Callable[["PretrainedConfig"], int]] = "num_experts_per_tok"
     normalize_top_k: Union[bool, str, Callable[["PretrainedConfig"], bool]] = True
@@ -330,31 +360,58 @@ class MoESpec:
     routing: Routing = Routing()
     expert_by_hand: ExpertByHand = ExpertByHand()
     routed_output_scale_key: Union[None, str, Callable[["PretrainedConfig"], float]] = None
-    zero_experts_key: Optional[str] = None
+    zero_experts_key: Union[None, str, Callable[["PretrainedConfig"], int]] = None
+    zero_experts_output: str = "input"
     output_norm: Optional[str] = None
+    recorded_logits: tuple[int, int] = (1, 0)
 
     def problems(self) -> list[str]:
         """What is malformed in this declaration (empty when it is well formed)."""
         found = []
         if self.output_norm is not None and (not isinstance(self.output_norm, str) or not self.output_norm):
             found.append(f"output_norm must be a module path from mlp, got {self.output_norm!r}")
-        form = tuple(sorted(self.router_returns))
-        if form not in ROUTER_OUTPUT_FORMS or len(set(self.router_returns)) != len(self.router_returns):
+        named = [name for name in self.router_returns if name != ROUTER_OUTPUT_OTHER]
+        form = tuple(sorted(named))
+        if form not in ROUTER_OUTPUT_FORMS or len(set(named)) != len(named):
             found.append(
                 f"router_returns is {tuple(self.router_returns)!r}; it must be one of these forms, in the "
-                f"order the router returns them: {'; '.join(f'{k} ({v})' for k, v in ROUTER_OUTPUT_FORMS.items())}"
+                f"order the router returns them ({ROUTER_OUTPUT_OTHER!r} marking values not read): "
+                f"{'; '.join(f'{k} ({v})' for k, v in ROUTER_OUTPUT_FORMS.items())}"
             )
-        if form == ("logits",) and self.top_k_at_experts is None:
-            found.append("router_returns=('logits',) needs top_k_at_experts=(indices position, weights position)")
+        in_router = self.top_k_in_router
+        if in_router is not None and not isinstance(in_router, TopKInRouter):
+            found.append(f"top_k_in_router must be a TopKInRouter, got {in_router!r}")
+            in_router = None
+        if in_router is not None and self.top_k_at_experts is not None:
+            found.append("declare the top-k at the experts call (top_k_at_experts) or inside the router "
+                         "(top_k_in_router), not both")
+        writes_inside = in_router is not None and bool(in_router.written)
+        if form == ("logits",) and self.top_k_at_experts is None and not writes_inside:
+            found.append("router_returns holds no top-k to read or write: declare top_k_at_experts=(indices "
+                         "position, weights position), or top_k_in_router with its written points")
+        if in_router is not None:
+            found += in_router.problems()
         for name in ("router", "experts"):
-            if not isinstance(getattr(self, name), str) or not getattr(self, name):
-                found.append(f"{name} must be a non-empty string, got {getattr(self, name)!r}")
+            if not isinstance(getattr(self, name), str) or (name == "router" and not self.router):
+                found.append(f"{name} must be a {'non-empty ' if name == 'router' else ''}string, got {getattr(self, name)!r}")
+        if self.experts == "" and self.top_k_at_experts is not None:
+            found.append("top_k_at_experts reads the experts module's call, so experts must name a child of mlp")
         for name in ("num_experts_key", "experts_per_token_key"):
             value = getattr(self, name)
             if not callable(value) and (not isinstance(value, str) or not value):
                 found.append(f"{name} must be a config key or (config) -> int, got {value!r}")
         if not isinstance(self.normalize_top_k, (bool, str)) and not callable(self.normalize_top_k):
             found.append(f"normalize_top_k must be a bool, a config key or (config) -> bool, got {self.normalize_top_k!r}")
+        if not isinstance(self.distinct_experts, bool):
+            found.append(f"distinct_experts must be a bool, got {self.distinct_experts!r}")
+        if self.zero_experts_output not in ZERO_EXPERT_OUTPUTS:
+            found.append(f"zero_experts_output must be one of {tuple(ZERO_EXPERT_OUTPUTS)}, got {self.zero_experts_output!r}")
+        elif self.zero_experts_output != "input" and self.zero_experts_key is None:
+            found.append("zero_experts_output says what zero-computation experts return; it needs zero_experts_key")
+        recorded = self.recorded_logits
+        if not (isinstance(recorded, tuple) and len(recorded) == 2 and all(isinstance(v, int) for v in recorded)
+                and recorded[0] >= 1 and 0 <= recorded[1] < recorded[0]):
+            found.append(f"recorded_logits must be (routers per layer >= 1, this router's place 0..n-1), got {recorded!r}")
         return found + self.routing.problems() + self.expert_by_hand.problems()
 
     def position(self, name: str) -> int:

@@ -12,6 +12,8 @@ import torch
 from nnrosetta import (
     AccessorAssignmentError,
     Adapter,
+    Assigned,
+    Called,
     CapabilityError,
     InvalidAdapterError,
     LayerIndexError,
@@ -21,6 +23,7 @@ from nnrosetta import (
     default_registry,
 )
 from nnrosetta.capabilities import Capability
+from nnrosetta.moe_declarations import TopKInRouter
 from nnrosetta_conformance.tiny import build_tiny, claimed_tiny_types
 
 PROMPTS = ["The capital of France is", "Hi"]
@@ -126,3 +129,38 @@ def test_malformed_moe_spec_is_refused_at_registration():
 def test_moe_spec_claims_the_moe_capability():
     assert Capability.MOE in Adapter(name="m", model_types=("x",), moe=MoESpec()).capabilities
     assert Capability.MOE not in Adapter(name="d", model_types=("x",)).capabilities
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        (MoESpec(router_returns=("other", "logits")), "router_returns holds no top-k"),
+        (MoESpec(router_returns=("other", "logits"),
+                 top_k_in_router=TopKInRouter(indices=Called("topk"), weights=Assigned("w"))),
+         "router_returns holds no top-k to read or write.*top_k_in_router with its written points"),
+        (MoESpec(top_k_in_router=TopKInRouter(indices=Called("topk"), weights=Assigned("w"),
+                                              written=(("indices", Called("sort")),))),
+         "names both indices and weights"),
+        (MoESpec(top_k_in_router=TopKInRouter(indices=Called("topk"), weights=Assigned("w"),
+                                              written=(("scores", Called("sort")),))),
+         "each entry is"),
+        (MoESpec(router_returns=("logits",), top_k_at_experts=(1, 2),
+                 top_k_in_router=TopKInRouter(indices=Called("topk"), weights=Assigned("w"))),
+         "not both"),
+        (MoESpec(zero_experts_output="zero"), "needs zero_experts_key"),
+        (MoESpec(zero_experts_key="n_zero", zero_experts_output="identity"), "zero_experts_output must be one of"),
+        (MoESpec(recorded_logits=(2, 2)), "recorded_logits must be"),
+        (MoESpec(experts="", router_returns=("logits",), top_k_at_experts=(1, 2)), "experts must name a child"),
+    ],
+)
+def test_malformed_routing_forms_are_refused_with_what_to_declare(spec, message):
+    adapter = Adapter(name="bad-moe", model_types=("x",), moe=spec)
+    with pytest.raises(InvalidAdapterError, match=message):
+        adapter.validate("test-plugin")
+
+
+def test_the_other_form_with_a_top_k_inside_the_router_is_well_formed():
+    written = (("indices", Called("sort")), ("weights", Assigned("w", occurrence=1)))
+    spec = MoESpec(router_returns=("other", "other", "logits"), experts="",
+                   top_k_in_router=TopKInRouter(indices=Called("topk"), weights=Assigned("w"), written=written))
+    assert spec.problems() == [] and spec.position("logits") == 2 and not spec.bare_logits

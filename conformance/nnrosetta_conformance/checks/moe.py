@@ -27,7 +27,7 @@ def _inputs(model: "StandardizedTransformer") -> dict[str, torch.Tensor]:
 
 
 def _attribute(module: Any, path: str) -> Any:
-    for part in path.split("."):
+    for part in path.split(".") if path else ():
         module = getattr(module, part)
     return module
 
@@ -90,18 +90,13 @@ def expert_by_hand(experts: Any, how: ExpertByHand, index: int, hidden: torch.Te
     return _apply(experts, how, inner, how.down, index, down_transposed, ffn_rows)
 
 
-def _experts_module(model: "StandardizedTransformer", layer: int) -> Any:
-    module = model.layers[layer].mlp._module
-    for part in model.adapter.moe.experts.split("."):
-        module = getattr(module, part)
-    return module
-
-
 def _mlp_attribute(model: "StandardizedTransformer", layer: int, path: str) -> Any:
-    module = model.layers[layer].mlp._module
-    for part in path.split("."):
-        module = getattr(module, part)
-    return module
+    """A module or tensor by path from layer ``layer``'s mlp (``""``: the mlp itself)."""
+    return _attribute(model.layers[layer].mlp._module, path)
+
+
+def _experts_module(model: "StandardizedTransformer", layer: int) -> Any:
+    return _mlp_attribute(model, layer, model.adapter.moe.experts)
 
 
 def chosen_by_declaration(model: "StandardizedTransformer", layer: int, logits: torch.Tensor) -> torch.Tensor:
@@ -138,19 +133,27 @@ def _check_router_logits(model: "StandardizedTransformer", layers: list[int]) ->
     logits: dict[int, torch.Tensor] = {}
     chosen: dict[int, Any] = {}
     native: list = []
+    in_router = model.adapter.moe.top_k_in_router is not None
     with torch.no_grad(), model.trace(_inputs(model), output_router_logits=True):
         for layer in layers:
-            logits[layer] = model.routers_output[layer].save()
+            # A top-k read inside the router runs before the router returns its logits.
+            if not in_router:
+                logits[layer] = model.routers_output[layer].save()
             chosen[layer] = model.router_top_k[layer]
             chosen[layer] = (chosen[layer].indices.save(), chosen[layer].weights.save())
+            if in_router:
+                logits[layer] = model.routers_output[layer].save()
         native.append(model.output.router_logits)
     expected = (probe.batch_size, probe.sequence_length, num_experts)
-    hf_logits = native[0]
+    per_layer, place = model.adapter.moe.recorded_logits
+    recorded = native[0]
     expect(
-        hf_logits is not None and len(hf_logits) == len(layers),
-        f"the model's own output_router_logits=True output should hold one tensor per MoE layer "
-        f"({len(layers)}: layers {layers}), got {None if hf_logits is None else len(hf_logits)}",
+        recorded is not None and len(recorded) == per_layer * len(layers),
+        f"the model's own output_router_logits=True output should hold {per_layer} tensor(s) per MoE layer "
+        f"(MoESpec.recorded_logits={model.adapter.moe.recorded_logits}; {len(layers)} layers: {layers}), got "
+        f"{None if recorded is None else len(recorded)}",
     )
+    hf_logits = recorded[place::per_layer]
     for position, layer in enumerate(layers):
         seen = logits[layer]
         expect(
@@ -159,7 +162,7 @@ def _check_router_logits(model: "StandardizedTransformer", layers: list[int]) ->
         )
         expect(
             torch.equal(seen.reshape(-1, num_experts), hf_logits[position].reshape(-1, num_experts)),
-            f"routers_output[{layer}] differs from the model's own router_logits[{position}] "
+            f"routers_output[{layer}] differs from the model's own router_logits[{position * per_layer + place}] "
             f"(max abs diff {(seen.reshape(-1, num_experts) - hf_logits[position].reshape(-1, num_experts)).abs().max():.3g})",
         )
         indices, weights = chosen[layer]
@@ -226,7 +229,13 @@ def _forced_output(model: "StandardizedTransformer", layer: int, expert: int, we
         top = model.router_top_k[layer]
         weights = torch.zeros_like(top.weights)
         weights[..., 0] = weight
-        model.router_top_k[layer] = (torch.full_like(top.indices, expert), weights)
+        indices = torch.full_like(top.indices, expert)
+        if model.adapter.moe.distinct_experts:
+            # The router counts each expert once per token: the other slots name other experts, at weight 0.
+            others = [e for e in range(model.num_experts) if e != expert][: indices.shape[-1] - 1]
+            for slot, other in enumerate(others, start=1):
+                indices[..., slot] = other
+        model.router_top_k[layer] = (indices, weights)
         if norm is not None:
             saved["before_norm"] = _attribute(model.layers[layer].mlp, norm).input.save()
         saved["output"] = model.mlps_output[layer].save()
@@ -239,10 +248,11 @@ def _check_forcing(model: "StandardizedTransformer", layer: int, expert: int) ->
     _, rest, rest_before_norm = _forced_output(model, layer, expert, 0.0)
     flat = hidden.reshape(-1, hidden.shape[-1])
     spec = model.adapter.moe
-    zero = int(model._config_value(spec.zero_experts_key) or 0) if spec.zero_experts_key else 0
+    zero = model._zero_experts()
     with torch.no_grad():
         if expert >= model.num_experts - zero:
-            by_hand = hidden  # a zero-computation expert hands its input back
+            # A zero-computation expert hands back its input, or nothing (MoESpec.zero_experts_output).
+            by_hand = hidden if spec.zero_experts_output == "input" else torch.zeros_like(hidden)
         else:
             rows = model._config_value(spec.expert_by_hand.flat_rows) if spec.expert_by_hand.flat_rows else None
             by_hand = expert_by_hand(_experts_module(model, layer), spec.expert_by_hand, expert, flat,
@@ -283,8 +293,7 @@ def moe_routing(model: "StandardizedTransformer") -> None:
     indices = chosen[layer][0]
     _check_ablation(model, layer, indices)
     counts = torch.bincount(indices.reshape(-1), minlength=num_experts)
-    spec = model.adapter.moe
-    zero = int(model._config_value(spec.zero_experts_key) or 0) if spec.zero_experts_key else 0
+    zero = model._zero_experts()
     _check_forcing(model, layer, int(counts[: num_experts - zero].argmin()))
     if zero:
         _check_forcing(model, layer, num_experts - 1)

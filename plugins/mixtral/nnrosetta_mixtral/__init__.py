@@ -15,8 +15,8 @@ One family declaration; each type's variant says what differs:
   (gated by a sigmoid inside the block), exposed as ``shared_experts_output[i]``;
 - phimoe (sparse mixer), minimax_m2 and afmoe (sigmoid with a score bias), ernie4_5_moe
   (softmax with a score bias), hunyuan_v1_moe, aria_text (top-k then softmax), llama4_text
-  (dense weights into the experts' input): see each variant's notes; jetmoe is served
-  without routing (`JETMOE_NOTES`); zaya is served without routing (`ZAYA_ROUTING_REASON`), its
+  (dense weights into the experts' input): see each variant's notes; jetmoe's MLP routing is
+  read and written inside its router (`JETMOE_MOE`, `JETMOE_NOTES`); zaya is served without routing (`ZAYA_ROUTING_REASON`), its
   learned affine adds declared in `ZAYA_RESIDUAL`, its CCA heads described in `ZAYA_HEADS`.
 """
 
@@ -26,8 +26,20 @@ import math
 
 import torch
 
-from nnrosetta import Adapter, AttentionSpec, LayerTensor, MoESpec, Residual, Variant, conventions, hookimpl
-from nnrosetta.moe_declarations import ExpertByHand, Routing
+from nnrosetta import (
+    Adapter,
+    Argument,
+    Assigned,
+    AttentionSpec,
+    Called,
+    LayerTensor,
+    MoESpec,
+    Residual,
+    Variant,
+    conventions,
+    hookimpl,
+)
+from nnrosetta.moe_declarations import ExpertByHand, Routing, TopKInRouter
 
 NNROSETTA_CONTRACT = 2
 
@@ -53,17 +65,45 @@ TINY = {
 #: Types with Mixtral's block whose top-k renormalisation is a config switch.
 SWITCHED = MoESpec(num_experts_key="num_experts", normalize_top_k="norm_topk_prob")
 
-#: What is served on JetMoE, and why its routing is not.
+#: JetMoE's MLP router returns a sort-grouped dispatch layout (slot order, token of each slot,
+#: sorted weights, tokens per expert, logits), built from the top-k it chooses inside its forward:
+#: the weights are read where the softmax over the top-k logits is assigned, the indices where
+#: the one-hot count (zeros.scatter) receives them; a new top-k is written where the router's
+#: later code reads it: the count, the flattened indices it sorts, and the flattened weights.
+JETMOE_TOP_K = TopKInRouter(
+    indices=Argument(Called("zeros.scatter"), 1),
+    weights=Assigned("top_k_gates", occurrence=0),
+    written=(("indices", Argument(Called("zeros.scatter"), 1)), ("indices", Assigned("top_k_experts")),
+             ("weights", Assigned("top_k_gates", occurrence=1))),
+)
+
+#: JetMoE's MoE block: the block itself holds the stacked experts (input_linear: gate and up
+#: halves, output_linear: down, activation) and adds its bias after the weighted sum.
+JETMOE_MOE = MoESpec(
+    router="router",
+    experts="",
+    router_returns=("other", "other", "other", "other", "logits"),
+    top_k_in_router=JETMOE_TOP_K,
+    distinct_experts=True,
+    normalize_top_k=True,
+    recorded_logits=(2, 1),
+    expert_by_hand=ExpertByHand(gate_up="input_linear.weight", down="output_linear.weight", activation="activation"),
+)
+
+#: What is served on JetMoE, and what is not.
 JETMOE_NOTES = (
-    "served: the dense interface (mlp is the MoE block's output, self_attn the mixture-of-attention-heads "
-    "block's) and attention_probabilities[i], whose heads are (expert slot, kv head) pairs: head "
-    "s * num_key_value_heads + h is the s-th attention expert the token chose, so one head index mixes "
-    "experts across query tokens. Not served: MoE routing and heads. Both routers (mlp.router and "
-    "self_attn.experts.router) return a sort-grouped layout (index_sorted_experts, batch_index, batch_gates, "
-    "expert_size, logits) that the experts consume instead of the top-k; the top-k is chosen inside the "
-    "router (its indices feed both an expert_size count and the sort), and the model's own router_logits "
-    "output records both routers of every layer, so neither is declarable in MoESpec yet; the attention "
-    "mixture's router stays unserved as routing; per-head queries are per attention expert slot, not per head"
+    "served: the dense interface (mlp is the MoE block's output, bias included; self_attn the "
+    "mixture-of-attention-heads block's), MoE routing of the MLP block (mlp.router: top-k of the logits, "
+    "softmax over the chosen k; routers_output[i], router_top_k[i] read and written inside the router, "
+    "before it regroups the choice into its sort-grouped layout, so read router_top_k[i] before "
+    "routers_output[i]; a token's k slots must name different experts, since the router counts each "
+    "chosen expert once; ablate_experts) and attention_probabilities[i], whose heads are (expert slot, kv "
+    "head) pairs: head s * num_key_value_heads + h is the s-th attention expert the token chose, so one head "
+    "index mixes experts across query tokens. Not served: the attention mixture's routing "
+    "(self_attention.experts.router, which picks each token's query/output projection experts) is no "
+    "MoE routing of the MLP and is not exposed through the MoE accessors; the model's own router_logits "
+    "output records it first in each layer (recorded_logits=(2, 1)); heads are not served: per-head "
+    "queries are per attention expert slot, not per head"
 )
 
 def softcapped_projection(model, hidden: torch.Tensor) -> torch.Tensor:
@@ -239,9 +279,12 @@ MIXTRAL = Adapter(
         ),
         "jetmoe": Variant(
             rename={"self_attention": "self_attn"},
-            moe=None,
+            moe=JETMOE_MOE,
             heads=None,
-            tiny_config={"num_key_value_heads": 2, "kv_channels": 8, "num_local_experts": 4, "intermediate_size": 24},
+            # initializer_range: at 0.02 the embeddings are small beside the (perturbed) attention-mixture
+            # bias, so every token routes alike; 0.5 spreads tokens over all experts.
+            tiny_config={"num_key_value_heads": 2, "kv_channels": 8, "num_local_experts": 4, "intermediate_size": 24,
+                         "initializer_range": 0.5},
             # Each chosen attention expert slot projects num_key_value_heads queries (input_linear, an
             # (experts, out, in) stack); kv_proj fuses keys and values. The attention call's num_heads =
             # num_key_value_heads * num_experts_per_tok (the config computes it), checked by its probabilities.
