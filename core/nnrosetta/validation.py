@@ -8,7 +8,7 @@ instead of as a confusing error deep inside a user's trace.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Optional
 
 import torch
 
@@ -129,13 +129,35 @@ def check_shapes(model: "StandardizedTransformer") -> None:
     builds = layer_builds(model)
     if len(set(builds)) + 1 < len(builds):
         try:
-            _forward_shapes(model, builds)
+            _forward_shapes(model, builds, projection_on_meta(model))
             return
         except RenamingError:
             raise
         except Exception:  # noqa: BLE001 - the short forward is an optimisation: the full one decides
             pass
     _forward_shapes(model, list(range(len(builds))))
+
+
+def projection_on_meta(model: "StandardizedTransformer") -> Optional[torch.Tensor]:
+    """``lm_head``'s output for the dummy's hidden states, computed on the meta device (shape and dtype only).
+
+    The projection reads the whole (vocab, hidden) matrix, often the largest weight of the
+    model, to give a shape its parameters already determine; None when the module cannot
+    run on meta tensors (the short forward then runs it for real).
+    """
+    if "lm_head" in model.adapter.absent:
+        return None
+    try:
+        head = model.lm_head._module
+        tensors = {name: torch.empty_like(tensor, device="meta")
+                   for name, tensor in (*head.named_parameters(), *head.named_buffers())}
+        dtype = next(iter(tensors.values())).dtype if tensors else torch.get_default_dtype()
+        hidden = torch.empty(1, DUMMY_SEQUENCE_LENGTH, model.hidden_size, dtype=dtype, device="meta")
+        with torch.no_grad():
+            output = torch.func.functional_call(head, tensors, (hidden,))
+    except Exception:  # noqa: BLE001 - any module that needs real data runs for real
+        return None
+    return output if isinstance(output, torch.Tensor) and output.device.type == "meta" else None
 
 
 def layer_builds(model: "StandardizedTransformer") -> list[int]:
@@ -179,8 +201,12 @@ def layer_signature(layer: torch.nn.Module) -> tuple[tuple, dict]:
     return tuple(structure), settings
 
 
-def _forward_shapes(model: "StandardizedTransformer", builds: list[int]) -> None:
-    """The dummy forward: each build's first layer and the last layer run and are read; the others pass the last output on."""
+def _forward_shapes(model: "StandardizedTransformer", builds: list[int], projection: Optional[torch.Tensor] = None) -> None:
+    """The dummy forward: each build's first layer and the last layer run and are read; the others pass the last output on.
+
+    ``projection`` (the meta-device output of `projection_on_meta`): ``lm_head`` does not run,
+    zeros of that shape and dtype stand in for its output.
+    """
     seen: dict[str, tuple] = {}
     input_ids = torch.arange(DUMMY_SEQUENCE_LENGTH).unsqueeze(0) % max(model.vocab_size, 1)
     has_mlp = "mlp" not in model.adapter.absent
@@ -196,7 +222,10 @@ def _forward_shapes(model: "StandardizedTransformer", builds: list[int]) -> None
             if has_mlp:
                 seen[f"mlps_output[{index}]"] = tuple(model.mlps_output[index].shape)
             last_output = model.layers[index].output
-            seen[f"layers_output[{index}]"] = tuple(model.layers_output[index].shape)
+            hidden = model.layers_output[index]
+            seen[f"layers_output[{index}]"] = tuple(hidden.shape)
+        if projection is not None:
+            model.lm_head.skip(torch.zeros(projection.shape, dtype=projection.dtype, device=hidden.device))
         seen["logits"] = tuple(model.logits.shape)
     recorded = model.__dict__.get("_layer_outputs")
     if recorded is not None:
@@ -205,9 +234,8 @@ def _forward_shapes(model: "StandardizedTransformer", builds: list[int]) -> None
                 recorded[index] = recorded[builds[index]]
             else:
                 recorded.pop(index, None)
-    hidden = (1, DUMMY_SEQUENCE_LENGTH, model.hidden_size)
     for name, shape in seen.items():
-        expected = (1, DUMMY_SEQUENCE_LENGTH, model.vocab_size) if name == "logits" else hidden
+        expected = (1, DUMMY_SEQUENCE_LENGTH, model.vocab_size if name == "logits" else model.hidden_size)
         if shape != expected:
             raise RenamingError(
                 f"{_adapter_label(model)}: `{name}` has shape {shape} on a (1, {DUMMY_SEQUENCE_LENGTH}) "

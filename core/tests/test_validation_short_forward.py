@@ -39,8 +39,14 @@ def test_alike_layers_are_one_build_even_when_a_setting_equals_a_layer_index(tmp
 def test_the_short_forward_runs_the_first_and_last_layer_only(tmp_path):
     model = _loaded("llama", tmp_path, num_hidden_layers=6)
     counts = _forward_counts(model)
+    projections = []
+    model.lm_head._module.register_forward_hook(
+        lambda _m, _i, output: projections.append((output.device.type, output.device.type == "meta" or not output.any()))
+    )
     validation.run_checks(model)
     assert counts == [1, 0, 0, 0, 0, 1]
+    # the vocabulary projection ran on meta tensors for its shape; zeros of it stood in for its output
+    assert projections == [("meta", True), ("cpu", True)]
     with torch.no_grad(), model.trace(torch.tensor([[1, 2, 3]])):
         logits = model.logits.save()
     assert counts == [2, 1, 1, 1, 1, 2]
@@ -81,3 +87,13 @@ def test_a_wrong_size_is_still_caught_by_the_short_forward(tmp_path):
     with pytest.raises(RenamingError, match=r"`attentions_output\[0\]` has shape"):
         validation.run_checks(model)
     assert counts == [1, 0, 0, 0, 0, 1]
+
+
+def test_a_wrong_vocabulary_size_is_caught_with_the_projection_on_meta(tmp_path):
+    folder = tmp_path / "llama"
+    right = _loaded("llama", folder, num_hidden_layers=6).adapter
+    wrong = dataclasses.replace(right, config_keys=dataclasses.replace(right.config_keys, vocab_size="intermediate_size"))
+    model = StandardizedTransformer(str(folder), adapter=wrong, check=False)
+    assert validation.projection_on_meta(model).shape == (1, validation.DUMMY_SEQUENCE_LENGTH, model.config.vocab_size)
+    with pytest.raises(RenamingError, match=r"`logits` has shape"):
+        validation.run_checks(model)
