@@ -170,6 +170,15 @@ class _TopKSite:
             return indices, dense.gather(-1, indices)
         return output[spec.position("indices")], output[spec.position("weights")]
 
+    def _passed_on(self, indices: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A zero-computation expert's choice as the family hands it to its experts (`zero_experts_passed_as`)."""
+        passed_as = self._spec.zero_experts_passed_as
+        if passed_as is None:
+            return indices, weights
+        model = self._view._model
+        zero = indices >= model.num_experts - model._zero_experts()
+        return indices.masked_fill(zero, passed_as), weights.masked_fill(zero.to(weights.device), 0)
+
     def write(self, indices: torch.Tensor, weights: torch.Tensor) -> None:
         """Hand the block ``indices`` and ``weights`` (tokens * k values each) in the family's form."""
         spec = self._spec
@@ -181,6 +190,8 @@ class _TopKSite:
                 held = reached.value
                 reached.write(new[part].reshape(held.shape).to(held))
             return
+        indices, weights = self._passed_on(indices, weights)
+        new = {"indices": indices, "weights": weights}
         envoy = _child(self._view._mlp(self._layer), spec.router) if inside is not None else self._envoy()
         if spec.top_k_at_experts and inside is None:
             args, kwargs = envoy.inputs

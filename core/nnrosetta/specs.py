@@ -336,6 +336,10 @@ class MoESpec:
         zero_experts_output: a key of `ZERO_EXPERT_OUTPUTS`: ``"input"``, the token's input
             times the weight (LongCat's identity experts), or ``"zero"``, nothing (ZAYA's
             skip expert).
+        zero_experts_passed_as: the expert index a choice of a zero-computation expert is
+            handed to the experts module as, with weight 0, where that module takes no such
+            index (ZAYA's router hands a skip choice on as expert 0); a written top-k is handed
+            on the same way. None: handed on as it is.
         output_norm: path from ``mlp`` to a norm the block applies to its whole output (the
             routed experts' sum plus the shared experts) before returning it, so the block's
             output is ``norm(routed + shared)``, not the sum (A.X K1's ``post_mlp_layernorm``);
@@ -362,6 +366,7 @@ class MoESpec:
     routed_output_scale_key: Union[None, str, Callable[["PretrainedConfig"], float]] = None
     zero_experts_key: Union[None, str, Callable[["PretrainedConfig"], int]] = None
     zero_experts_output: str = "input"
+    zero_experts_passed_as: Optional[int] = None
     output_norm: Optional[str] = None
     recorded_logits: tuple[int, int] = (1, 0)
 
@@ -408,6 +413,11 @@ class MoESpec:
             found.append(f"zero_experts_output must be one of {tuple(ZERO_EXPERT_OUTPUTS)}, got {self.zero_experts_output!r}")
         elif self.zero_experts_output != "input" and self.zero_experts_key is None:
             found.append("zero_experts_output says what zero-computation experts return; it needs zero_experts_key")
+        passed_as = self.zero_experts_passed_as
+        if passed_as is not None and (not isinstance(passed_as, int) or isinstance(passed_as, bool) or passed_as < 0):
+            found.append(f"zero_experts_passed_as must be an expert index (int >= 0) or None, got {passed_as!r}")
+        elif passed_as is not None and self.zero_experts_key is None:
+            found.append("zero_experts_passed_as says how zero-computation experts are handed on; it needs zero_experts_key")
         recorded = self.recorded_logits
         if not (isinstance(recorded, tuple) and len(recorded) == 2 and all(isinstance(v, int) for v in recorded)
                 and recorded[0] >= 1 and 0 <= recorded[1] < recorded[0]):

@@ -150,6 +150,8 @@ def test_moe_spec_claims_the_moe_capability():
         (MoESpec(zero_experts_output="zero"), "needs zero_experts_key"),
         (MoESpec(zero_experts_key="n_zero", zero_experts_output="identity"), "zero_experts_output must be one of"),
         (MoESpec(recorded_logits=(2, 2)), "recorded_logits must be"),
+        (MoESpec(zero_experts_passed_as=0), "zero_experts_passed_as says how.*needs zero_experts_key"),
+        (MoESpec(zero_experts_key="n_zero", zero_experts_passed_as=-1), "zero_experts_passed_as must be"),
         (MoESpec(experts="", router_returns=("logits",), top_k_at_experts=(1, 2)), "experts must name a child"),
     ],
 )

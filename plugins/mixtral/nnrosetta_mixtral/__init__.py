@@ -16,8 +16,9 @@ One family declaration; each type's variant says what differs:
 - phimoe (sparse mixer), minimax_m2 and afmoe (sigmoid with a score bias), ernie4_5_moe
   (softmax with a score bias), hunyuan_v1_moe, aria_text (top-k then softmax), llama4_text
   (dense weights into the experts' input): see each variant's notes; jetmoe's MLP routing is
-  read and written inside its router (`JETMOE_MOE`, `JETMOE_NOTES`); zaya is served without routing (`ZAYA_ROUTING_REASON`), its
-  learned affine adds declared in `ZAYA_RESIDUAL`, its CCA heads described in `ZAYA_HEADS`.
+  read and written inside its router (`JETMOE_MOE`, `JETMOE_NOTES`); zaya's routing, with its
+  skip expert, in `ZAYA_MOE` (`ZAYA_ROUTING`), its learned affine adds declared in `ZAYA_RESIDUAL`,
+  its CCA heads described in `ZAYA_HEADS`.
 """
 
 from __future__ import annotations
@@ -152,27 +153,57 @@ ZAYA_HEADS = (
     "the current token's projection (v_proj_current), half the previous token's (v_proj_delayed)"
 )
 
-#: Why ZAYA's MoE routing is not served through the MoE interface (``moe=None``).
-ZAYA_ROUTING_REASON = (
-    "MoE routing not served: the router (mlp.gate) chooses among num_experts + 1 classes, the last a skip "
-    "expert with no compute, and before returning it rewrites a skip choice to index 0 with weight 0, so the "
-    "(indices, weights) it hands the experts cannot say which tokens chose the skip expert (router_top_k would "
-    "read expert 0); it also returns a fourth value, the router state the next layer's router adds "
-    "(router_states_scale), and ranks softmax scores plus balancing_biases"
+def _with_skip_expert(config) -> int:
+    """ZAYA's router classes: the routed experts and one skip expert, index num_experts."""
+    return config.num_experts + 1
+
+
+def _one_skip_expert(config) -> int:
+    return 1
+
+
+#: ZAYA's MoE block: its router (mlp.gate) ranks softmax scores plus balancing_biases over
+#: num_experts + 1 classes, the last a skip expert with no parameters that adds nothing; before
+#: returning it hands a skip choice on as expert 0 with weight 0, so the top-k is read inside the
+#: router where torch.gather receives it (and the gathered weights), and written at the router's
+#: output, a skip choice handed on as the router does (zero_experts_passed_as=0): the fused experts
+#: implementations take no index num_experts.
+ZAYA_MOE = MoESpec(
+    num_experts_key=_with_skip_expert,
+    router_returns=("logits", "weights", "indices", "other"),
+    top_k_in_router=TopKInRouter(indices=Argument(Called("torch.gather"), "index"),
+                                 weights=Assigned("router_probs", before=Called("router_probs.masked_fill"))),
+    normalize_top_k=False,
+    zero_experts_key=_one_skip_expert,
+    zero_experts_output="zero",
+    zero_experts_passed_as=0,
+    routing=Routing(scores="softmax", score_bias="gate.balancing_biases"),
+)
+
+#: What ZAYA's MoE routing serves.
+ZAYA_ROUTING = (
+    "MoE routing over num_experts + 1 classes: index num_experts is the skip expert, which has no "
+    "parameters and adds nothing (zero_experts_output='zero'); router_top_k[i] is read inside the router "
+    "before it hands a skip choice on as expert 0 with weight 0, so read it before routers_output[i], and "
+    "written at the router's output, a skip choice handed on the same way; the weights are the chosen softmax "
+    "probabilities, not renormalised; the choice ranks softmax scores plus gate.balancing_biases; the "
+    "router's fourth output, the state the next layer's router adds, is not part of the routing served"
 )
 
 ZAYA = Variant(
     heads=conventions.HEADS,
-    moe=None,
+    moe=ZAYA_MOE,
     residual=ZAYA_RESIDUAL,
     config_keys={"projections": {"qkv_proj.q_proj": (("num_heads", "head_dim"),),
                                  "qkv_proj.k_proj": (("num_kv_heads", "head_dim"),)}},
+    # initializer_range: at 0.02 the router MLP's (perturbed) biases outweigh its input and every token
+    # of layer 0 takes one expert; at 0.5 tokens spread over several.
     tiny_config={"num_experts": 4, "moe_intermediate_size": 24, "router_hidden_size": 16,
-                 "num_experts_per_tok": 1},
+                 "num_experts_per_tok": 1, "initializer_range": 0.5},
     notes="served: logits, layers, attentions_output (CCA attention's o_proj output), attention_probabilities "
     "(HF eager's softmax map of the CCA queries and keys), mlps_output (the MoE block's output), a learned "
     "affine residual ((x + b) * s on branch and skip); layers_input[0] is the embedding after "
-    "(e + input_hidden_states_bias) * input_hidden_states_scale; " + ZAYA_HEADS + ". " + ZAYA_ROUTING_REASON,
+    "(e + input_hidden_states_bias) * input_hidden_states_scale; " + ZAYA_HEADS + "; " + ZAYA_ROUTING,
 )
 
 MIXTRAL = Adapter(
