@@ -11,6 +11,7 @@ which labels exist.
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional, Union
@@ -88,6 +89,31 @@ def _pick(labels: list[str], occurrence: int) -> str:
         raise _Missing() from None
 
 
+@functools.lru_cache(maxsize=256)
+def _self_conditions(source: str) -> tuple[tuple[Any, frozenset[int], frozenset[int]], ...]:
+    """Each ``if`` whose condition reads only ``self`` and constants: (compiled condition, body lines, else lines).
+
+    Parsed once per forward source, however many points and layers are resolved in it.
+    """
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return ()
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.If):
+            continue
+        names = {n.id for n in ast.walk(node.test) if isinstance(n, ast.Name)}
+        if names != {"self"} or any(isinstance(n, (ast.Call, ast.Lambda, ast.NamedExpr)) for n in ast.walk(node.test)):
+            continue
+        lines = lambda statements: frozenset(  # noqa: E731
+            line for statement in statements
+            for line in range(statement.lineno, (statement.end_lineno or statement.lineno) + 1)
+        )
+        found.append((compile(ast.Expression(node.test), "<condition>", "eval"), lines(node.body), lines(node.orelse)))
+    return tuple(found)
+
+
 def _skipped_lines(compiled: "Compiled", module: Any) -> frozenset[int]:
     """Lines inside ``if`` blocks that cannot run for this module.
 
@@ -96,24 +122,13 @@ def _skipped_lines(compiled: "Compiled", module: Any) -> frozenset[int]:
     """
     if module is None:
         return frozenset()
-    try:
-        tree = ast.parse(compiled.source)
-    except SyntaxError:
-        return frozenset()
     skipped: set[int] = set()
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.If):
-            continue
-        names = {n.id for n in ast.walk(node.test) if isinstance(n, ast.Name)}
-        if names != {"self"} or any(isinstance(n, (ast.Call, ast.Lambda, ast.NamedExpr)) for n in ast.walk(node.test)):
-            continue
+    for condition, body, orelse in _self_conditions(compiled.source):
         try:
-            taken = bool(eval(compile(ast.Expression(node.test), "<condition>", "eval"), {"__builtins__": {}}, {"self": module}))
+            taken = bool(eval(condition, {"__builtins__": {}}, {"self": module}))
         except Exception:  # noqa: BLE001 - an unreadable condition may go either way
             continue
-        dead = node.orelse if taken else node.body
-        for statement in dead:
-            skipped.update(range(statement.lineno, (statement.end_lineno or statement.lineno) + 1))
+        skipped |= orelse if taken else body
     return frozenset(skipped)
 
 

@@ -180,6 +180,10 @@ def layer_builds(model: "StandardizedTransformer") -> list[int]:
     return builds
 
 
+#: Attribute types that are settings (compared between layers); anything else is state or structure.
+PLAIN_SETTINGS = (bool, int, float, str, type(None))
+
+
 def layer_signature(layer: torch.nn.Module) -> tuple[tuple, dict]:
     """What a layer's forward depends on besides its input: classes and tensor shapes, and plain settings.
 
@@ -190,14 +194,12 @@ def layer_signature(layer: torch.nn.Module) -> tuple[tuple, dict]:
     for name, module in layer.named_modules():
         tensors = tuple(
             (key, tuple(tensor.shape), tensor.dtype)
-            for key, tensor in (*module.named_parameters(recurse=False), *module.named_buffers(recurse=False))
-            if tensor is not None
+            for store in (module._parameters, module._buffers) for key, tensor in store.items() if tensor is not None
         )
         structure.append((name, type(module).__qualname__, tensors))
-        settings.update(
-            ((name, key), value) for key, value in vars(module).items()
-            if isinstance(value, (bool, int, float, str, type(None)))
-        )
+        for key, value in module.__dict__.items():
+            if type(value) in PLAIN_SETTINGS:
+                settings[(name, key)] = value
     return tuple(structure), settings
 
 
