@@ -26,6 +26,7 @@ _EXPORTS = {
     "MoESpec": "specs",
     "ExpertByHand": "moe_declarations",
     "Routing": "moe_declarations",
+    "TopKInRouter": "moe_declarations",
     "LayerTensor": "specs",
     "Residual": "specs",
     "Span": "specs",
@@ -89,7 +90,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors
     from .moe import TopK
     from .points import Argument, Assigned, Called, Inside
     from .registry import Registry, default_registry, register_plugin
-    from .moe_declarations import ExpertByHand, Routing
+    from .moe_declarations import ExpertByHand, Routing, TopKInRouter
     from .specs import AttentionSpec, ConfigKeys, HeadsSpec, LayerTensor, MoESpec, Residual, Span
 
 

@@ -120,6 +120,7 @@ class _TopKSite:
         self._layer = layer
 
     def _envoy(self) -> "Envoy":
+        """The experts module where the top-k is at its call, else the router."""
         path = self._spec.experts if self._spec.top_k_at_experts else self._spec.router
         return _child(self._view._mlp(self._layer), path)
 
@@ -144,13 +145,13 @@ class _TopKSite:
 
     def enter(self) -> None:
         """Wait until the forward reaches the first place a write goes (the block has then been entered)."""
-        spec, inside = self._spec, self._spec.top_k_in_router
+        inside = self._spec.top_k_in_router
         if inside is not None and inside.written:
             self._in_router(inside.written)[0][1].value
-        elif spec.top_k_at_experts and inside is None:
+        elif self._spec.top_k_at_experts:
             self._envoy().inputs
         else:
-            _child(self._view._mlp(self._layer), spec.router).output
+            self._envoy().output
 
     def read(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Flat ``(indices, weights)`` as the family holds them, (tokens, k)."""
@@ -181,19 +182,18 @@ class _TopKSite:
 
     def write(self, indices: torch.Tensor, weights: torch.Tensor) -> None:
         """Hand the block ``indices`` and ``weights`` (tokens * k values each) in the family's form."""
-        spec = self._spec
-        new = {"indices": indices, "weights": weights}
-        inside = spec.top_k_in_router
+        spec, inside = self._spec, self._spec.top_k_in_router
         if inside is not None and inside.written:
             self._check_order(inside)
+            new = {"indices": indices, "weights": weights}
             for part, reached in self._in_router(inside.written):
                 held = reached.value
                 reached.write(new[part].reshape(held.shape).to(held))
             return
         indices, weights = self._passed_on(indices, weights)
         new = {"indices": indices, "weights": weights}
-        envoy = _child(self._view._mlp(self._layer), spec.router) if inside is not None else self._envoy()
-        if spec.top_k_at_experts and inside is None:
+        envoy = self._envoy()
+        if spec.top_k_at_experts:
             args, kwargs = envoy.inputs
             replaced = list(args)
             for part, at in zip(("indices", "weights"), spec.top_k_at_experts):

@@ -119,3 +119,13 @@ def test_the_attention_mixture_is_not_served_as_routing(loaded):
     assert model.adapter.moe.router == "router"  # mlp.router, not self_attn.experts.router
     assert "attention mixture's routing" in model.adapter.notes
     assert "Not served" in model.adapter.notes
+
+
+def test_reading_the_logits_before_the_top_k_is_a_read_order_error(loaded):
+    from nnrosetta import ReadOrderError
+
+    _, model = loaded
+    with pytest.raises(ReadOrderError, match="router.*was read after the forward pass had already run past it"):
+        with torch.no_grad(), model.trace(PROMPTS):
+            model.routers_output[0].save()
+            model.router_top_k[0].indices.save()
