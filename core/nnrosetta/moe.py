@@ -29,7 +29,7 @@ from .errors import (
     UnsupportedArchitectureError,
 )
 from .points import describe
-from .source_points import position, reach
+from .source_points import position, reach, verify_first_level
 from .specs import MoESpec
 
 if TYPE_CHECKING:
@@ -130,19 +130,6 @@ class _TopKSite:
         ordered = sorted(enumerate(points), key=lambda item: (position(router, item[1][1]), item[0]))
         return [(part, reach(router, point, adapter, f"moe.top_k_in_router.{part}")) for _, (part, point) in ordered]
 
-    def _check_order(self, inside: Any) -> None:
-        router = self._envoy()
-        last_read = max(position(router, inside.indices), position(router, inside.weights))
-        early = [point for _, point in inside.written if position(router, point) < last_read]
-        if early:
-            adapter = self._view._model.adapter
-            raise InvalidAdapterError(
-                f"adapter {adapter.name!r} ({adapter.plugin or '<explicit>'}) declares MoESpec.top_k_in_router "
-                f"write points that run before its read points in the forward of {type(router._module).__name__} "
-                f"({', '.join(describe(p) for p in early)}): a trace reads and writes in forward order, so a top-k "
-                f"read there could not be written back. Write where the router's later code reads the choice."
-            )
-
     def enter(self) -> None:
         """Wait until the forward reaches the first place a write goes (the block has then been entered)."""
         inside = self._spec.top_k_in_router
@@ -184,7 +171,6 @@ class _TopKSite:
         """Hand the block ``indices`` and ``weights`` (tokens * k values each) in the family's form."""
         spec, inside = self._spec, self._spec.top_k_in_router
         if inside is not None and inside.written:
-            self._check_order(inside)
             new = {"indices": indices, "weights": weights}
             for part, reached in self._in_router(inside.written):
                 held = reached.value
@@ -315,6 +301,30 @@ class SharedExpertsOutput(_LayerView):
         shared.output = value.reshape(output.shape).to(output)
 
 
+def _verify_top_k_points(model: Any, layer: int) -> None:
+    """Refuse at load a `MoESpec.top_k_in_router` point the router's forward lacks, or a write before a read.
+
+    A trace reads and writes in forward order, so a top-k read at a point could not be
+    written back at an earlier one.
+    """
+    adapter = model.adapter
+    inside = adapter.moe.top_k_in_router
+    if inside is None:
+        return
+    router = _child(model.layers[layer].mlp, adapter.moe.router)
+    for part, point in (("indices", inside.indices), ("weights", inside.weights), *inside.written):
+        verify_first_level(router, point, adapter, f"moe.top_k_in_router.{part}")
+    last_read = max(position(router, inside.indices), position(router, inside.weights))
+    early = [point for _, point in inside.written if position(router, point) < last_read]
+    if early:
+        raise InvalidAdapterError(
+            f"adapter {adapter.name!r} ({adapter.plugin or '<explicit>'}) declares MoESpec.top_k_in_router "
+            f"write points that run before its read points in the forward of {type(router._module).__name__} "
+            f"({', '.join(describe(p) for p in early)}): a trace reads and writes in forward order, so a top-k "
+            f"read there could not be written back. Write where the router's later code reads the choice."
+        )
+
+
 def _note_block_shape(shapes: dict, layer: int, module: Any, args: tuple, kwargs: dict) -> None:
     hidden = args[0] if args else next(v for v in kwargs.values() if isinstance(v, torch.Tensor))
     shapes[layer] = (int(hidden.shape[0]), int(hidden.shape[1]))
@@ -424,12 +434,14 @@ class MixtureOfExpertsInterface:
         nnsight can no longer hand out the block's input, so a plain forward pre-hook notes
         the shape on every call. Installed once, when the model is wrapped; a no-op for
         dense models. Installed again if the wrapped module was replaced (a lazy dispatch).
+        A top-k declared inside the router has its points checked here, at load.
         """
         if self.adapter.moe is None or self.__dict__.get("_moe_hooked_module") is self._module:
             return
         moe_layers = self.moe_layers
         if not moe_layers:
             _refuse_dense_model(self)
+        _verify_top_k_points(self, moe_layers[0])
         shapes: dict[int, tuple[int, int]] = {}
         object.__setattr__(self, "_moe_block_shapes", shapes)
         object.__setattr__(self, "_moe_hooked_module", self._module)

@@ -129,3 +129,32 @@ def test_reading_the_logits_before_the_top_k_is_a_read_order_error(loaded):
         with torch.no_grad(), model.trace(PROMPTS):
             model.routers_output[0].save()
             model.router_top_k[0].indices.save()
+
+
+def _with_top_k(**changes):
+    import dataclasses
+
+    from nnrosetta import default_registry
+
+    adapter = default_registry().resolve("jetmoe")
+    inside = dataclasses.replace(adapter.moe.top_k_in_router, **changes)
+    return dataclasses.replace(adapter, moe=dataclasses.replace(adapter.moe, top_k_in_router=inside))
+
+
+def test_a_top_k_written_before_it_is_read_is_refused_at_load():
+    from nnrosetta import Assigned, InvalidAdapterError
+
+    hf, tokenizer = build_tiny("jetmoe")
+    written = (("indices", Assigned("top_k_experts")), ("weights", Assigned("top_k_gates", occurrence=0)))
+    adapter = _with_top_k(indices=Assigned("top_k_experts"), written=written)
+    with pytest.raises(InvalidAdapterError, match=r"write points that run before its read points.*top_k_gates"):
+        StandardizedTransformer(hf, tokenizer=tokenizer, adapter=adapter, check=False)
+
+
+def test_a_top_k_point_the_router_lacks_is_refused_at_load_with_the_labels():
+    from nnrosetta import Assigned, SourceLabelError
+
+    hf, tokenizer = build_tiny("jetmoe")
+    with pytest.raises(SourceLabelError, match=r"moe.top_k_in_router.weights.*Labels that exist: .*top_k_gates_0"):
+        StandardizedTransformer(hf, tokenizer=tokenizer, adapter=_with_top_k(weights=Assigned("gates_sum")),
+                                check=False)
