@@ -263,6 +263,15 @@ class StandardizedTransformer(
             )
         return next(iter(sizes.values()))
 
+    def layer_sizes(self, layer: int) -> dict[str, int]:
+        """``num_heads``, ``num_kv_heads`` and ``head_dim`` of one layer (models whose layers differ declare
+        `ConfigKeys.per_layer`; elsewhere every layer has the model's)."""
+        index = normalize_index(layer, self.num_layers, "layer", "num_layers")
+        keys = self.adapter.config_keys
+        if keys.per_layer is not None:
+            return keys.layer_sizes(self.config, index)
+        return {"num_heads": self.num_heads, "num_kv_heads": self.num_kv_heads, "head_dim": self.head_dim}
+
     @property
     def num_heads(self) -> int:
         """Number of attention (query) heads."""

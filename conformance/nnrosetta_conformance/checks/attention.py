@@ -106,11 +106,11 @@ def attention_probabilities(model: "StandardizedTransformer") -> None:
                 seen[index] = model.attention_probabilities[index].save()
             logits = model.logits.save()
         reference = _hf_attentions(model)
-        expected_shape = (batch, model.num_heads, seq, seq)
         allowed = _allowed_keys(model)
         real_queries = probe.attention_mask.bool()[:, None, :, None].expand(batch, 1, seq, seq)
         for index, probabilities in seen.items():
             where = f"attention_probabilities[{index}]"
+            expected_shape = (batch, model.layer_sizes(index)["num_heads"], seq, seq)
             expect(
                 tuple(probabilities.shape) == expected_shape,
                 f"{where} has shape {tuple(probabilities.shape)}, expected {expected_shape} "
@@ -173,10 +173,11 @@ def _declared_sinks(model: "StandardizedTransformer", index: int) -> Optional[to
         sinks = sink_logits(model, index)
     except CapabilityError as error:
         raise CheckFailure(str(error)) from None
+    heads = model.layer_sizes(index)["num_heads"]
     expect(
-        sinks is None or tuple(sinks.shape) == (model.num_heads,),
+        sinks is None or tuple(sinks.shape) == (heads,),
         f"the declared attention sinks of layer {index} (`attention.sinks`) have shape "
-        f"{tuple(sinks.shape) if sinks is not None else None}, expected ({model.num_heads},): one logit per head.",
+        f"{tuple(sinks.shape) if sinks is not None else None}, expected ({heads},): one logit per head.",
     )
     return sinks
 
