@@ -111,13 +111,13 @@ def minimax_clamped_swiglu(experts, gate, up):
 
 #: dots3: MLA with q/kv latents, layer 0 DSA-indexed (the indexer keeps 4 keys per query) and dense, layer 1
 #: sliding (window 4) and routed, with its own MLA latent ranks (per_layer_config); DeepSeek V3's grouped
-#: routing. The released SWA layers also have half the DSA layers' heads: `num_heads` is one number, so the
-#: tiny model keeps the head counts equal (transformers refuses a global read of a per-layer attribute that varies).
+#: routing. The released SWA layers also have half the DSA layers' heads, and so does the tiny model: each layer's
+#: head count is read from its own config (`model.layer_sizes(i)`).
 TINY_DOTS3 = {
     **TINY_MLA, **GROUPED, "head_dim": 12, "routed_scaling_factor": 2.5, "shared_experts_intermediate_size": 16,
     "layer_types": ["indexed_attention", "sliding_attention"], "sliding_window": 4,
     "index_topk": 4, "index_head_dim": 8, "index_n_heads": 2,
-    "swa_num_attention_heads": 4, "swa_num_key_value_heads": 4, "swa_q_lora_rank": 8, "swa_kv_lora_rank": 12,
+    "swa_num_attention_heads": 2, "swa_num_key_value_heads": 2, "swa_q_lora_rank": 8, "swa_kv_lora_rank": 12,
     "swa_head_dim": 12, "swa_qk_nope_head_dim": 8, "swa_v_head_dim": 8,
 }
 #: Each layer's head count and sizes are its own per_layer_config entry's.
