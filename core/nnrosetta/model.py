@@ -414,7 +414,8 @@ class StandardizedTransformer(
         ``skip_with`` replaces the hidden state instead (default: ``layers_input[start]``).
         A layer that returns more than its hidden state, and something in those other entries
         (a recurrent state the model reads on), is run, and only its hidden output is replaced;
-        any other layer does not run at all.
+        so is a layer whose keys and values a later layer attends over (`ConfigKeys.kv_shared`),
+        which that later layer could not run without; any other layer does not run at all.
         """
         first = normalize_index(start, self.num_layers, "layer", "num_layers")
         last = normalize_index(end, self.num_layers, "layer", "num_layers")
@@ -432,9 +433,11 @@ class StandardizedTransformer(
                 )
             check_written(self, "skip_with", skip_with, current)
             replacement = skip_with
+        declare_shared = self.adapter.config_keys.kv_shared
+        kv_sources = set(dict(declare_shared(self.config)).values()) if declare_shared is not None else set()
         for layer in range(first, last + 1):
             returned = self._layer_outputs.get(layer)
-            if returned is not None and returned[2]:
+            if (returned is not None and returned[2]) or layer in kv_sources:
                 self.layers_output[layer] = replacement
             else:
                 self.layers[layer].skip(_packed(replacement, returned))

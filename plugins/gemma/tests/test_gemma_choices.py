@@ -209,3 +209,31 @@ def test_gemma4_head_dim_differs_by_layer_and_the_model_says_so_by_layer():
     assert [model.adapter.config_keys.layer_sizes(model.config, i)["head_dim"] for i in range(3)] == [8, 16, 16]
     with pytest.raises(CapabilityError, match=r"`head_dim` differs between the layers.*\{0: 8, 1: 16, 2: 16\}.*layer_sizes"):
         model.head_dim
+
+
+def test_gemma4_skipping_a_layer_whose_keys_a_later_layer_reads_keeps_those_keys(tmp_path):
+    """Four layers, the last two kv-shared: layer 0 is layer 2's kv source, and skip_layers(0, 0) still runs.
+
+    A skipped kv source is run (its keys and values stored) and only its hidden output replaced; a
+    skipped layer that did not run would leave layer 2 nothing to attend over (a KeyError in HF).
+    Saved and loaded by path, as a checkpoint is.
+    """
+    from nnrosetta_conformance import run
+    from nnrosetta_gemma import gemma4_kv_sources
+
+    from nnrosetta.tiny import save_tiny
+
+    sliding, full = "sliding_attention", "full_attention"
+    folder = save_tiny("gemma4_text", tmp_path / "gemma4_text", overrides={
+        "num_hidden_layers": 4,
+        "layer_types": [sliding, full, sliding, full],
+        "per_layer_config": {"01": {"head_dim": 16}, "03": {"head_dim": 16}},
+        "num_kv_shared_layers": 2,
+        "tie_word_embeddings": True,
+    })
+    model = StandardizedTransformer(str(folder))
+    assert gemma4_kv_sources(model.config) == {2: 0, 3: 1}
+    report = run(model, checks=["skip_layers", "fidelity", "sublayer_locality"])
+    assert {r.name: r.status for r in report.results} == {
+        "skip_layers": "passed", "fidelity": "passed", "sublayer_locality": "passed"
+    }, [r.message for r in report.results]
