@@ -175,8 +175,8 @@ def _check_router_logits(model: "StandardizedTransformer", layers: list[int]) ->
         sums = weights.float().sum(-1)[real]
         scale = model.top_k_scale
         sum_to_one = bool(torch.allclose(sums, torch.full_like(sums, scale), atol=1e-4 * scale))
-        # With every expert chosen, softmax weights sum to 1 whether or not they are renormalised.
-        undecidable = k == num_experts and model.adapter.moe.routing.scores == "softmax" and scale == 1.0
+        # With every expert chosen, softmax weights sum to the scale whether or not they are renormalised.
+        undecidable = k == num_experts and model.adapter.moe.routing.scores == "softmax" and sum_to_one
         expect(
             undecidable or sum_to_one == model.normalizes_top_k,
             f"layer {layer}: the adapter declares normalize_top_k={model.normalizes_top_k}, but the weights the "
