@@ -8,6 +8,7 @@ full-attention layers only, ``mixers_*[i]`` on every layer.
 
 - ``qwen3_next``, ``qwen3_5_moe``, ``qwen3_5_moe_text``: the MLP is a sparse MoE block with a
   sigmoid-gated shared expert (``mlp.gate`` -> (logits, weights, indices), ``mlp.experts``);
+  Qwen3-Next renormalises the chosen weights when ``config.norm_topk_prob``, Qwen3.5-MoE always;
 - ``qwen3_5``, ``qwen3_5_text``: a dense MLP. ``qwen3_5``/``qwen3_5_moe`` are the multimodal
   configs; their causal LM is the text model (``text_config``).
 """
@@ -45,6 +46,9 @@ TEXT = {
 MOE = {"num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 16, "shared_expert_intermediate_size": 16,
        "decoder_sparse_step": 1, "mlp_only_layers": [], "norm_topk_prob": True}
 ROUTED_WITH_SHARED = MoESpec(num_experts_key="num_experts", normalize_top_k="norm_topk_prob", shared_experts="shared_expert")
+#: Qwen3.5-MoE's router renormalises the chosen weights always; its config has no norm_topk_prob.
+ALWAYS_RENORMALISED = MoESpec(num_experts_key="num_experts", normalize_top_k=True, shared_experts="shared_expert")
+QWEN3_5_MOE = {key: value for key, value in MOE.items() if key != "norm_topk_prob"}
 
 
 def _multimodal(text: dict) -> dict:
@@ -68,10 +72,12 @@ QWEN3_NEXT = Adapter(
                                                 "full_attention"], "sliding_window": 4},
             notes="Qwen3-Next tree; ungated shared expert, float32 router; full-attention layers NoPE",
         ),
-        "qwen3_5_moe_text": Variant(tiny_config=MOE),
+        "qwen3_5_moe_text": Variant(moe=ALWAYS_RENORMALISED, tiny_config=QWEN3_5_MOE,
+                                    notes="the router always renormalises the chosen weights"),
         "qwen3_5_text": Variant(moe=None, notes="dense MLP"),
         "qwen3_5": Variant(moe=None, tiny_config=_multimodal(TEXT), notes="multimodal config: the text model's causal LM"),
-        "qwen3_5_moe": Variant(tiny_config=_multimodal({**TEXT, **MOE}), notes="multimodal config: the text model's causal LM"),
+        "qwen3_5_moe": Variant(moe=ALWAYS_RENORMALISED, tiny_config=_multimodal({**TEXT, **QWEN3_5_MOE}),
+                               notes="multimodal config: the text model's causal LM; the router always renormalises"),
     },
     description="Gated delta nets (linear_attn) interleaved with gated softmax attention (self_attn), by layer_types.",
 )
