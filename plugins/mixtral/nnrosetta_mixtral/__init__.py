@@ -107,6 +107,22 @@ JETMOE_NOTES = (
     "queries are per attention expert slot, not per head"
 )
 
+def jetmoe_stale_head_count(config) -> "str | None":
+    """JetMoE's attention runs num_key_value_heads * num_experts_per_tok heads, whatever the config says.
+
+    JetMoeConfig computes num_attention_heads from those two, but a num_attention_heads passed in
+    overrides it and is saved; head counts read from such a config would be wrong.
+    """
+    heads = config.num_key_value_heads * config.num_experts_per_tok
+    if config.num_attention_heads == heads:
+        return None
+    return (
+        f"num_attention_heads={config.num_attention_heads}, but JetMoE's attention runs num_key_value_heads * "
+        f"num_experts_per_tok = {config.num_key_value_heads} * {config.num_experts_per_tok} = {heads} heads; load it "
+        f"with config=AutoConfig.from_pretrained(<model>, num_attention_heads={heads})"
+    )
+
+
 def softcapped_projection(model, hidden: torch.Tensor) -> torch.Tensor:
     """Beam's logits: final norm, lm_head, then the float32 soft cap, as ``BeamForCausalLM.forward`` orders them."""
     logits = model.lm_head(model.ln_final(hidden))
@@ -312,6 +328,7 @@ MIXTRAL = Adapter(
             rename={"self_attention": "self_attn"},
             moe=JETMOE_MOE,
             heads=None,
+            refuse=jetmoe_stale_head_count,
             # initializer_range: at 0.02 the embeddings are small beside the (perturbed) attention-mixture
             # bias, so every token routes alike; 0.5 spreads tokens over all experts.
             tiny_config={"num_key_value_heads": 2, "kv_channels": 8, "num_local_experts": 4, "intermediate_size": 24,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from nnrosetta.errors import RefusedConfigError
 from nnrosetta.tiny import save_tiny
 from nnrosetta_conformance import runner
 
@@ -22,3 +23,16 @@ def test_every_expert_chosen_without_renormalising(model_type, tmp_path):
     """k == num_experts: un-renormalised softmax weights sum to 1 too, which is no wrong declaration."""
     overrides = {"num_experts_per_tok": 4, "norm_topk_prob": False}
     assert _failures(model_type, tmp_path / model_type, overrides, ["moe_routing"]) == []
+
+
+def test_jetmoe_with_more_experts_per_token(tmp_path):
+    """JetMoE runs num_key_value_heads * num_experts_per_tok attention heads: 2 * 4 = 8 here."""
+    overrides = {"num_experts_per_tok": 4, "num_attention_heads": 8}
+    assert _failures("jetmoe", tmp_path / "jetmoe", overrides, ["attention_probabilities", "moe_routing"]) == []
+
+
+def test_jetmoe_refuses_a_stale_head_count(tmp_path):
+    """A saved num_attention_heads that is not num_key_value_heads * num_experts_per_tok is refused."""
+    save_tiny("jetmoe", tmp_path, overrides={"num_experts_per_tok": 4, "num_attention_heads": 4})
+    with pytest.raises(RefusedConfigError, match=r"num_key_value_heads \* num_experts_per_tok = 2 \* 4 = 8"):
+        runner.run(str(tmp_path), ["attention_probabilities"])
