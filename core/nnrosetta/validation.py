@@ -167,7 +167,7 @@ def layer_builds(model: "StandardizedTransformer") -> list[int]:
     build: a layer reads what its source layer left in the cache during the same forward.
     """
     count = model.num_layers
-    if model.adapter.config_keys.kv_shared is not None:
+    if count < 3 or model.adapter.config_keys.kv_shared is not None:  # under 3 layers none would be skipped
         return list(range(count))
     signatures = [layer_signature(model.layers[index]._module) for index in range(count)]
     settings = [signature[1] for signature in signatures]

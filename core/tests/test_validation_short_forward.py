@@ -97,3 +97,9 @@ def test_a_wrong_vocabulary_size_is_caught_with_the_projection_on_meta(tmp_path)
     assert validation.projection_on_meta(model).shape == (1, validation.DUMMY_SEQUENCE_LENGTH, model.config.vocab_size)
     with pytest.raises(RenamingError, match=r"`logits` has shape"):
         validation.run_checks(model)
+
+
+def test_a_model_with_no_layers_still_validates():
+    built, tokenizer = build_tiny("llama", overrides={"num_hidden_layers": 0})
+    model = StandardizedTransformer(built, tokenizer=tokenizer)
+    assert validation.layer_builds(model) == []
