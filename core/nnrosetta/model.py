@@ -93,7 +93,7 @@ class StandardizedTransformer(
         registry = registry or default_registry()
         model, tokenizer = tiny_target(model, tokenizer, adapter, registry)
         config = read_config(model, kwargs)
-        resolved = registry.resolve(getattr(config, "model_type", None), class_names(model, config), adapter)
+        resolved = registry.resolve(getattr(config, "model_type", None), class_names(model, config), adapter, config)
         refusal = resolved.refusal(config)
         if refusal:
             raise RefusedConfigError(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -154,6 +155,42 @@ def test_run_time_registration(monkeypatch):
     assert registry.resolve("runtimetype").name == "runtime"
     with pytest.raises(AdapterConflictError, match="already registered"):
         nnrosetta.register_plugin(RuntimePlugin(), name="notebook")
+
+
+def _only(layout: str):
+    return lambda config: None if config.layout == layout else f"layout {config.layout!r}; this adapter serves {layout!r}"
+
+
+class TwoLayouts:
+    """Two adapters of one model type, each refusing the other's layout."""
+
+    @hookimpl
+    def register_adapters(self, register):
+        register(Adapter(name="base", model_types=("layouts",), rename={"model.layers": "layers"}, refuse=_only("base")))
+        register(Adapter(name="wide", model_types=("layouts",), rename={"model.layers": "layers"}, refuse=_only("wide"),
+                         priority=-1))
+
+
+def _layouts_registry() -> Registry:
+    registry = Registry(autoload=False)
+    registry.register_plugin(TwoLayouts(), name="layouts")
+    return registry
+
+
+def test_a_refused_config_goes_to_the_types_next_claimant_that_accepts_it():
+    registry = _layouts_registry()
+    assert registry.resolve("layouts").name == "base"
+    assert registry.resolve("layouts", config=types.SimpleNamespace(layout="base")).name == "base"
+    assert registry.resolve("layouts", config=types.SimpleNamespace(layout="wide")).name == "wide"
+    # an explicit choice is kept, so its refusal reaches the user
+    assert registry.resolve("layouts", adapter="base", config=types.SimpleNamespace(layout="wide")).name == "base"
+
+
+def test_a_config_every_claimant_refuses_keeps_the_default_and_its_reason():
+    other = types.SimpleNamespace(layout="other")
+    chosen = _layouts_registry().resolve("layouts", config=other)
+    assert chosen.name == "base"
+    assert chosen.refusal(other) == "layout 'other'; this adapter serves 'base'"
 
 
 def test_run_time_registration_of_a_malformed_adapter_raises_and_registers_nothing():

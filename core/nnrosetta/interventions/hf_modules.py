@@ -75,7 +75,7 @@ class StandardModules:
         self.model = model
         overrides = dict(rename or {})
         try:
-            self.adapter = registry.resolve(getattr(config, "model_type", None), classes, adapter)
+            self.adapter = registry.resolve(getattr(config, "model_type", None), classes, adapter, config)
         except UnsupportedArchitectureError:
             if not overrides:
                 raise

@@ -199,7 +199,7 @@ def _adapter_with_renames(model: Any, config: RenameConfig, kwargs: dict) -> tup
     hf_config = read_config(model, kwargs)
     model_type = getattr(hf_config, "model_type", None)
     try:
-        adapter = registry.resolve(model_type, class_names(model, hf_config), kwargs.get("adapter"))
+        adapter = registry.resolve(model_type, class_names(model, hf_config), kwargs.get("adapter"), hf_config)
     except UnsupportedArchitectureError:
         adapter = rename_adapter(model_type)
     keys, numbers = config_sizes(config, hf_config)

@@ -15,8 +15,8 @@ attention forms its eager probabilities with ``F.softmax`` and no dropout.
 
 Falcon-RW (RefinedWeb, ``alibi=True``, ``parallel_attn=False``) is sequential and forms
 its probabilities in a second, ALiBi branch of the attention forward: a model type has
-one declaration per adapter, so that layout is the adapter ``falcon_rw``
-(``StandardizedTransformer(..., adapter="falcon_rw")``); ``falcon`` refuses it at load.
+one declaration per adapter, so that layout is the adapter ``falcon_rw``: ``falcon``
+refuses it, and loading picks the type's next claimant that accepts the config.
 
 Per-head queries, keys, values and head outputs are served on every layout, split out
 of ``query_key_value`` per key/value group (attention is computed by hand: no rotated
@@ -151,7 +151,7 @@ FALCON_RW = dataclasses.replace(
     priority=-1,
     description=(
         "Falcon-RW (alibi=True, parallel_attn=False): sequential layers, ALiBi attention probabilities; "
-        "chosen with adapter='falcon_rw'."
+        "chosen when 'falcon' refuses the config."
     ),
 )
 

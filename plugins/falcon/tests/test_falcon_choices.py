@@ -173,8 +173,9 @@ def test_rw_layout_is_sequential_and_served_by_falcon_rw():
     """Falcon-RW (ALiBi, parallel_attn=False): refused by `falcon`, sequential under `falcon_rw`."""
     hf, tokenizer = build_tiny("falcon", overrides=TINY_RW)
     with pytest.raises(UnsupportedArchitectureError, match=r"alibi=True with parallel_attn=False.*adapter='falcon_rw'"):
-        StandardizedTransformer(hf, tokenizer=tokenizer)
-    model = StandardizedTransformer(hf, tokenizer=tokenizer, adapter="falcon_rw")
+        StandardizedTransformer(hf, tokenizer=tokenizer, adapter="falcon")
+    model = StandardizedTransformer(hf, tokenizer=tokenizer)  # `falcon` refuses the layout; `falcon_rw` takes it
+    assert model.adapter.name == "falcon_rw"
     assert model.adapter.residual.kind == "sequential"
     assert _attention_edit_reaches(model, 0) == (True, True)
     assert _unexpected(nnrosetta_conformance.run(model), FALCON_RW) == []

@@ -12,9 +12,8 @@ What a rename map alone gets wrong:
   (``do_layer_norm_before=False``), has no final norm, and its embedding is
   ``word_embed_proj_dim`` wide: ``project_in`` widens it before the first layer and
   ``project_out`` narrows the last layer's output before ``lm_head``. A model type has
-  one declaration per adapter, so that layout is the adapter ``opt_post_norm``
-  (``StandardizedTransformer(..., adapter="opt_post_norm")``); ``opt`` refuses it at
-  load and says so.
+  one declaration per adapter, so that layout is the adapter ``opt_post_norm``:
+  ``opt`` refuses it, and loading picks the type's next claimant that accepts the config.
 """
 
 from __future__ import annotations
@@ -127,7 +126,7 @@ OPT_POST_NORM = dataclasses.replace(
     priority=-1,
     description=(
         "OPT, post-norm (350m; do_layer_norm_before=False): no final norm, logits = lm_head(project_out(h)); "
-        "chosen with adapter='opt_post_norm'."
+        "chosen when 'opt' refuses the config."
     ),
 )
 

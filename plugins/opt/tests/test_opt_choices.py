@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from transformers import AutoModelForCausalLM
 
 import nnrosetta_conformance
 from nnrosetta import CapabilityError, StandardizedTransformer, UnsupportedArchitectureError
@@ -51,7 +52,22 @@ def test_mlp_is_fc1_to_fc2_after_the_norm_unflattened():
 def test_post_norm_layout_is_refused_by_opt_and_named():
     hf, tokenizer = build_tiny("opt", overrides=TINY_POST_NORM)
     with pytest.raises(UnsupportedArchitectureError, match=r"do_layer_norm_before=False.*adapter='opt_post_norm'"):
-        StandardizedTransformer(hf, tokenizer=tokenizer)
+        StandardizedTransformer(hf, tokenizer=tokenizer, adapter="opt")
+
+
+def test_post_norm_layout_loaded_by_path_gets_opt_post_norm(tmp_path):
+    """`opt` refuses the OPT-350m layout, so the type's next claimant that accepts it serves it."""
+    hf, tokenizer = build_tiny("opt", overrides=TINY_POST_NORM)
+    hf.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    model = StandardizedTransformer(str(tmp_path))
+    assert model.adapter.name == "opt_post_norm"
+    ids = torch.tensor([[5, 6, 7, 8]])
+    with torch.no_grad(), model.trace(ids):
+        logits = model.logits.save()
+    with torch.no_grad():
+        plain = AutoModelForCausalLM.from_pretrained(tmp_path).eval()(ids).logits
+    assert torch.equal(logits, plain)
 
 
 def test_pre_norm_layout_is_refused_by_opt_post_norm():
