@@ -336,8 +336,24 @@ def heads(model: "StandardizedTransformer") -> None:
         not torch.equal(zeroed_logits, unedited_logits),
         f"zeroing queries[{layer}] left every real position's logits unchanged: the write does not reach attention.",
     )
-    if by_call and Capability.ATTENTION_PROBABILITIES in model.adapter.capabilities:
+    if by_call and Capability.ATTENTION_PROBABILITIES in model.adapter.capabilities and not _eager_refusal(model):
         _patterns_reproduce_probabilities(model, inputs)
+
+
+def _eager_refusal(model: "StandardizedTransformer") -> Optional[str]:
+    """Why the adapter refuses heads or probabilities under eager attention, where patterns are compared.
+
+    A declaration may serve a config under sdpa and refuse it under eager (GPT-2's
+    ``reorder_and_upcast_attn`` sends eager attention down a separate path): the
+    comparison is then skipped with the adapter's reason, not reported as a failure.
+    """
+    with attention_implementation(model, "eager"):
+        for field in ("heads", "attention"):
+            spec = getattr(model.adapter, field, None)
+            reason = spec.refuse(model.config) if spec is not None and spec.refuse is not None else None
+            if reason:
+                return f"adapter {model.adapter.name!r} refuses `{field}` under eager attention for this config: {reason}"
+    return None
 
 
 def _rotary_outputs(model: "StandardizedTransformer", inputs: dict) -> dict[int, dict[str, torch.Tensor]]:
@@ -454,6 +470,9 @@ def attention_patterns(model: "StandardizedTransformer") -> None:
             f"adapter {model.adapter.name!r} declares no attention call for {model.adapter.model_type!r} (the family "
             f"computes attention by hand): there are no rotated queries and keys to recompute patterns from"
         )
+    refusal = _eager_refusal(model)
+    if refusal:
+        raise CheckSkipped(f"{refusal}; the patterns are compared under eager attention")
     probe = current_probe(model)
     inputs = probe.inputs(model_device(model))
     with attention_implementation(model, "eager"):
