@@ -125,6 +125,29 @@ def _first_size_mismatch(folder: str, load_kwargs: dict) -> Optional[str]:
     )
 
 
+#: Load keywords from_pretrained takes beside a config object: with only these, the config
+#: already read can be handed on (any other keyword may be a config override, which
+#: from_pretrained applies only while it reads the config itself).
+CONFIG_FREE_LOAD_KEYWORDS = frozenset({
+    "dispatch", "task", "dtype", "torch_dtype", "device_map", "max_memory", "attn_implementation",
+    "revision", "trust_remote_code", "token", "local_files_only", "config",
+})
+
+
+def reuse_config(model: Any, config: PretrainedConfig, load_kwargs: dict) -> None:
+    """Hand nnsight the config already read, for a folder or hub id loaded at once.
+
+    Given a config, nnsight loads with ``from_pretrained`` and wraps the module in a
+    pipeline that is built around it, where a bare id has the pipeline factory read the
+    folder again (config, generation config, model card): about 20 ms of a 250 ms load
+    of a 135M model. The weights and the module are the same either way.
+    """
+    if isinstance(model, torch.nn.Module) or load_kwargs.get("dispatch") is not True:
+        return
+    if set(load_kwargs) <= CONFIG_FREE_LOAD_KEYWORDS:
+        load_kwargs.setdefault("config", config)
+
+
 def class_names(model: Any, config: PretrainedConfig) -> list[str]:
     """Class names an adapter may claim: the object's class, then the config's architectures."""
     names = [type(model).__name__] if isinstance(model, torch.nn.Module) else []

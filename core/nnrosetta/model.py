@@ -29,7 +29,7 @@ from .errors import (
     UnsupportedArchitectureError,
 )
 from .heads import HeadsInterface
-from .loading import TINY_PREFIX, class_names, load_error, load_tokenizer, read_config, tiny_target
+from .loading import TINY_PREFIX, class_names, load_error, load_tokenizer, read_config, reuse_config, tiny_target
 from .layer_kinds import LayerKindsInterface
 from .moe import MixtureOfExpertsInterface
 from .registry import Registry, default_registry
@@ -105,6 +105,7 @@ class StandardizedTransformer(
         kwargs.setdefault("task", "text-generation")
         if not isinstance(model, torch.nn.Module):
             kwargs.setdefault("dispatch", True)
+        reuse_config(model, config, kwargs)
         rename = {**resolved.nnsight_rename(), **(kwargs.pop("rename", None) or {})}
         envoys = kwargs.pop("envoys", None)
         if envoys:  # a user's map; nnsight matches it against every module's spellings as it builds
