@@ -51,6 +51,9 @@ TARGET_SWEEP = 0.6
 TARGET_LENS = 1.0
 #: The sweep's naive floor takes ~20-40 s a round on two shared cores: three rounds, not five.
 SWEEP_REPEATS = 3
+#: A load takes ~0.3 s, and one round's ratio moves by ±5% on two shared cores: 25 rounds
+#: resolve the 1.2x band (the median of per-round ratios).
+LOAD_REPEATS = 25
 SWEEP_RUNS_PER_PASS = 8
 IOI_CLEAN = "When Mary and John went to the store, John gave a drink to"
 IOI_CORRUPTED = "When John and Mary went to the store, Mary gave a drink to"
@@ -159,7 +162,7 @@ def load_rows(folder: str, settings: Settings) -> list[Row]:
             "validate": lambda _: validate(unchecked),
             "validate disk": lambda _: validate(unchecked, persistent=True),
         },
-        max(settings.repeats, TARGET_REPEATS),
+        max(settings.repeats, LOAD_REPEATS),
         settings.warmup,
         "cpu",
         # `validate(unchecked)` (not persistent) never reads the disk, so forgetting the process is enough

@@ -74,18 +74,25 @@ def digest(model: Any, key: tuple) -> Optional[str]:
 
     from . import __version__
 
-    module = model._module
-    classes = sorted({type(m) for m in module.modules()}, key=_name)
+    tree, parameters, classes = [], [], set()
+    for name, module in model._module.named_modules():  # one walk: paths, classes and parameters
+        tree.append([name, _name(type(module))])
+        classes.add(type(module))
+        prefix = f"{name}." if name else ""
+        parameters.extend(
+            [prefix + local, list(p.shape), str(p.dtype), str(p.device)] for local, p in module._parameters.items()
+            if p is not None
+        )
     parts = [
         FORMAT,
         [sys.version, torch.__version__, transformers.__version__, getattr(nnsight, "__version__", "?"), __version__],
         _nnrosetta_stamps(),
         [str(part) for part in key[:2]] + [key[2], key[3], str(key[4])],
         adapter,
-        [[name, _name(type(m))] for name, m in module.named_modules()],
-        [[name, list(p.shape), str(p.dtype), str(p.device)] for name, p in module.named_parameters()],
+        tree,
+        sorted(parameters),
         [[_name(cls), _file_stamp(cls.__module__), _code_digest(getattr(cls.forward, "__code__", None))]
-         for cls in classes],
+         for cls in sorted(classes, key=_name)],
     ]
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
