@@ -142,7 +142,13 @@ def reuse_config(model: Any, config: PretrainedConfig, load_kwargs: dict) -> Non
     folder again (config, generation config, model card): about 20 ms of a 250 ms load
     of a 135M model. The weights and the module are the same either way.
     """
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
+
     if isinstance(model, torch.nn.Module) or load_kwargs.get("dispatch") is not True:
+        return
+    # Given a config, nnsight loads with the task's auto class; the pipeline factory also tries the
+    # config's `architectures`, which serves configs that class does not map (a composite's text config).
+    if load_kwargs.get("task") != "text-generation" or type(config) not in MODEL_FOR_CAUSAL_LM_MAPPING:
         return
     if set(load_kwargs) <= CONFIG_FREE_LOAD_KEYWORDS:
         load_kwargs.setdefault("config", config)
