@@ -178,6 +178,15 @@ def _one_skip_expert(config) -> int:
     return 1
 
 
+def _sparse_mixer_top_k(config) -> int:
+    """PhiMoE's sparse mixer picks two experts whatever ``num_experts_per_tok`` says.
+
+    HF passes ``top_k`` to ``sparsemixer``, which never reads it: the best logit, then the
+    best of the rest. A config with another k still routes every token to two experts.
+    """
+    return 2
+
+
 #: ZAYA's MoE block: its router (mlp.gate) ranks softmax scores plus balancing_biases over
 #: num_experts + 1 classes, the last a skip expert with no parameters that adds nothing; before
 #: returning it hands a skip choice on as expert 0 with weight 0, so the top-k is read inside the
@@ -256,11 +265,12 @@ MIXTRAL = Adapter(
             notes="routed experts plus a sigmoid-gated shared expert (shared_experts_output[i])",
         ),
         "phimoe": Variant(
-            moe=MoESpec(router="router", normalize_top_k=False),
+            moe=MoESpec(router="router", normalize_top_k=False, experts_per_token_key=_sparse_mixer_top_k),
             tiny_config={"num_local_experts": 4},
             notes="sparse-mixer routing: the first expert is the best logit, the second the best of the rest "
             "(in eval mode, so the top-2 of the logits); each weight is a softmax over the logits masked near "
-            "its expert's, so the two weights do not sum to 1",
+            "its expert's, so the two weights do not sum to 1; always two experts, whatever num_experts_per_tok "
+            "says (the sparse mixer ignores it)",
         ),
         "minimax_m2": Variant(
             moe=MoESpec(normalize_top_k=True, routing=Routing(scores="sigmoid", score_bias="e_score_correction_bias")),

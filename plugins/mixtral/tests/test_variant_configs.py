@@ -36,3 +36,18 @@ def test_jetmoe_refuses_a_stale_head_count(tmp_path):
     save_tiny("jetmoe", tmp_path, overrides={"num_experts_per_tok": 4, "num_attention_heads": 4})
     with pytest.raises(RefusedConfigError, match=r"num_key_value_heads \* num_experts_per_tok = 2 \* 4 = 8"):
         runner.run(str(tmp_path), ["attention_probabilities"])
+
+
+@pytest.mark.parametrize("experts_per_token", [1, 3])
+def test_phimoe_routes_to_two_experts_whatever_num_experts_per_tok_says(experts_per_token, tmp_path):
+    """The sparse mixer ignores k: router_top_k reports the two experts it picks, and the suite agrees."""
+    import torch
+
+    from nnrosetta import StandardizedTransformer
+
+    folder = save_tiny("phimoe", tmp_path / "phimoe", overrides={"num_experts_per_tok": experts_per_token})
+    model = StandardizedTransformer(str(folder))
+    with torch.no_grad(), model.trace(torch.tensor([[5, 6, 7, 8]])):
+        chosen = model.router_top_k[0].indices.save()
+    assert chosen.shape[-1] == 2
+    assert _failures("phimoe", tmp_path / "again", {"num_experts_per_tok": experts_per_token}, ["moe_routing"]) == []
