@@ -47,6 +47,15 @@ def per_head_layout(config) -> str | None:
     return None
 
 
+def attention_kv_heads(config) -> int:
+    """The key/value heads the attention runs: one under multi-query, else one per query head.
+
+    The attention reads ``multi_query``; the config's ``num_key_value_heads`` is set from it
+    when the config is built, so a saved or overridden value can disagree with the weights.
+    """
+    return 1 if getattr(config, "multi_query", True) else config.n_head
+
+
 #: Multi-query ``c_attn``: [all queries | the one key head | the one value head].
 HEADS = HeadsSpec(
     fused_projection="c_attn",
@@ -66,7 +75,7 @@ GPT_BIGCODE = Adapter(
     config_keys=ConfigKeys(
         num_layers="n_layer",
         num_heads="n_head",
-        num_kv_heads="num_key_value_heads",
+        num_kv_heads=attention_kv_heads,
         head_dim=None,
         hidden_size="n_embd",
         vocab_size="vocab_size",

@@ -68,3 +68,15 @@ def test_multi_head_checkpoints_are_served_without_per_head_values():
     with pytest.raises(CapabilityError, match="multi_query=False"):
         with model.trace(PROMPTS):
             model.keys[0].save()
+
+
+def test_a_stale_num_key_value_heads_in_the_saved_config_does_not_change_the_kv_heads(tmp_path):
+    """The attention reads multi_query; a saved num_key_value_heads of 2 is not what it runs."""
+    from nnrosetta.tiny import save_tiny
+    from nnrosetta_conformance import runner
+
+    folder = save_tiny("gpt_bigcode", tmp_path / "m", overrides={"num_key_value_heads": 2})
+    model = StandardizedTransformer(str(folder))
+    assert model.config.num_key_value_heads == 2 and model.num_kv_heads == 1
+    report = runner.run(str(folder), ["heads", "sizes"])
+    assert [(r.name, r.message) for r in report.results if not r.ok] == []
