@@ -60,7 +60,9 @@ DBRX = Adapter(
     name="dbrx",
     model_types=("dbrx",),
     rename=RENAME,
-    config_keys=ConfigKeys(head_dim=None),
+    # The attention reads attn_config.kv_n_heads; the top-level num_key_value_heads is copied from it
+    # when the config is built, so a saved or overridden value can disagree with the weights.
+    config_keys=ConfigKeys(num_kv_heads="attn_config.kv_n_heads", head_dim=None),
     attention=conventions.ATTENTION,
     heads=conventions.heads(output_projection="out_proj"),
     moe=MOE,

@@ -75,3 +75,16 @@ def test_top_k_is_read_at_the_experts_call_from_the_bare_router_logits():
         saved["ablated"] = ablated.weights.save()
     hit = saved["indices"] == expert
     assert torch.equal(saved["ablated"], saved["weights"].masked_fill(hit, 0))
+
+
+def test_a_stale_top_level_num_key_value_heads_does_not_change_the_kv_heads(tmp_path):
+    """The attention reads attn_config.kv_n_heads; a saved top-level num_key_value_heads of 1 is not it."""
+    from nnrosetta.tiny import save_tiny
+    from nnrosetta_conformance import runner
+
+    folder = save_tiny("dbrx", tmp_path / "m", overrides={"num_key_value_heads": 1})
+    model = StandardizedTransformer(str(folder))
+    assert model.config.num_key_value_heads == 1
+    assert model.num_kv_heads == model.config.attn_config.kv_n_heads != 1
+    report = runner.run(str(folder), ["heads", "sizes"])
+    assert [(r.name, r.message) for r in report.results if not r.ok] == []
