@@ -50,3 +50,14 @@ def heads(
 
 #: The per-head declaration of a Llama-style transformers 5 attention.
 HEADS = heads()
+
+
+def latent_qk_head_dim(config) -> int:
+    """Latent attention's query/key head size as its forward computes it: qk_nope_head_dim + qk_rope_head_dim.
+
+    transformers 5's latent (MLA) attention forwards add the two; the config's own
+    ``qk_head_dim`` is a copy made when the config is built, and ``head_dim`` is often an
+    alias of ``qk_rope_head_dim``, so either can disagree with the weights of a saved or
+    overridden config.
+    """
+    return config.qk_nope_head_dim + config.qk_rope_head_dim

@@ -63,7 +63,7 @@ MLA_NOTES = (
     "values have their own head size v_head_dim); head_dim is the query/key head size qk_head_dim "
     "(nope + rope), over which attention probabilities are computed"
 )
-MLA = {"heads": None, "config_keys": {"head_dim": "qk_head_dim"}}
+MLA = {"heads": None, "config_keys": {"head_dim": conventions.latent_qk_head_dim}}
 
 #: A.X K2's attention widths: q_gate_proj holds, per head, the query (qk_head_dim, the attention call's head
 #: size) then a sigmoid output gate (v_head_dim); kv_b_proj, per head, the key's non-rotary part then the value;

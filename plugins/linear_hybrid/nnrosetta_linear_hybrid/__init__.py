@@ -56,6 +56,10 @@ GROUPED_SIGMOID_MOE = MoESpec(
                     group_score="top2_sum"),
 )
 
+#: The latent softmax layers' query/key head size is qk_nope + qk_rope, as their forward adds them; the
+#: config's head_dim is another number (64 against 192 in the released configs).
+LATENT_SIZES = {"head_dim": conventions.latent_qk_head_dim}
+
 LINEAR_HYBRID = Adapter(
     name="linear_hybrid",
     model_types=("kimi_linear", "bailing_hybrid", "minimax", "olmo_hybrid"),
@@ -66,12 +70,14 @@ LINEAR_HYBRID = Adapter(
     variants={
         "kimi_linear": Variant(
             moe=GROUPED_SIGMOID_MOE,
+            config_keys=LATENT_SIZES,
             tiny_config={**LATENT, "linear_head_dim": 8, "linear_num_heads": 4, "n_group": 2, "topk_group": 1,
                          "routed_scaling_factor": 2.5},
             notes="Kimi delta attention and latent softmax attention, both at self_attn",
         ),
         "bailing_hybrid": Variant(
             moe=GROUPED_SIGMOID_MOE,
+            config_keys=LATENT_SIZES,
             tiny_config={**LATENT, "first_k_dense_replace": 1, "num_mtp_layers": 0, "n_group": 2, "topk_group": 1,
                          "routed_scaling_factor": 2.5},
             notes="Bailing delta attention and latent softmax attention, both at self_attn",

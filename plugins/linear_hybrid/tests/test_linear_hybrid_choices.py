@@ -94,3 +94,14 @@ def test_olmo_hybrid_adds_post_normed_outputs_on_attention_layers_and_raw_ones_o
     assert torch.allclose(normed, attention["output"], atol=1e-5)
     raw = attention["input"] + attention["mixer"] + attention["mlp"]
     assert not torch.allclose(raw, attention["output"], atol=1e-3)
+
+
+def test_latent_layers_take_their_head_size_from_the_rope_and_nope_parts(tmp_path):
+    """Released Kimi-Linear and Bailing configs say head_dim 64 beside a 192-wide latent query/key head."""
+    from nnrosetta.tiny import save_tiny
+    from nnrosetta_conformance import runner
+
+    for model_type in ("kimi_linear", "bailing_hybrid"):
+        folder = save_tiny(model_type, tmp_path / model_type, overrides={"head_dim": 16})
+        report = runner.run(str(folder), ["sizes", "kinds_shapes", "attention_probabilities"])
+        assert [(r.name, r.message) for r in report.results if not r.ok] == [], model_type

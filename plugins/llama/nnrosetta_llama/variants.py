@@ -157,7 +157,7 @@ MLA_NOTES = (
     "values have their own head size v_head_dim); head_dim is the query/key head size qk_head_dim "
     "(nope + rope), which attention probabilities are computed over"
 )
-MLA = {"heads": None, "config_keys": {"head_dim": "qk_head_dim"}}
+MLA = {"heads": None, "config_keys": {"head_dim": conventions.latent_qk_head_dim}}
 
 
 PARTIAL_ROTARY = Variant(tiny_config={"partial_rotary_factor": 0.5})

@@ -123,3 +123,13 @@ def test_doge_with_its_mixture_of_experts_is_refused_at_load():
     hf, tokenizer = build_tiny("doge", overrides={"is_moe": True, "num_experts": 4, "num_experts_per_tok": 2})
     with pytest.raises(UnsupportedArchitectureError, match="is_moe=True"):
         StandardizedTransformer(hf, tokenizer=tokenizer)
+
+
+def test_latent_attention_head_size_ignores_a_stale_qk_head_dim(tmp_path):
+    """MiniCPM3's forward adds qk_nope_head_dim and qk_rope_head_dim; the saved qk_head_dim is a copy."""
+    from nnrosetta.tiny import save_tiny
+    from nnrosetta_conformance import runner
+
+    folder = save_tiny("minicpm3", tmp_path / "m", overrides={"qk_head_dim": 99})
+    report = runner.run(str(folder), ["sizes", "accessor_shapes", "attention_probabilities"])
+    assert [(r.name, r.message) for r in report.results if not r.ok] == []
