@@ -490,11 +490,22 @@ def gradients(model: "StandardizedTransformer") -> None:
     )
 
 
+#: Greedy generation of the raw argmax: a checkpoint's generation config may force tokens (BART's and
+#: mBART's force EOS at the last step, others a first token) or suppress and penalise them, which would
+#: hide whether the edit reached every step. None turns each of those logits processors off.
+NEUTRAL_GENERATION = {
+    "forced_eos_token_id": None, "forced_bos_token_id": None, "suppress_tokens": None,
+    "begin_suppress_tokens": None, "bad_words_ids": None, "no_repeat_ngram_size": None,
+    "repetition_penalty": None, "sequence_bias": None,
+}
+
+
 def _generate(model: "StandardizedTransformer", push: Optional[torch.Tensor]) -> tuple[torch.Tensor, list]:
     """Generate GENERATED_TOKENS greedily; ``push`` is added to layers_output[-1] at every step."""
     probe = current_probe(model)
     steps: list = []
-    options = {"max_new_tokens": GENERATED_TOKENS, "min_new_tokens": GENERATED_TOKENS, "do_sample": False}
+    options = {"max_new_tokens": GENERATED_TOKENS, "min_new_tokens": GENERATED_TOKENS, "do_sample": False,
+               **NEUTRAL_GENERATION}
     if model.tokenizer.pad_token_id is not None:
         options["pad_token_id"] = model.tokenizer.pad_token_id
     with torch.no_grad(), model.generate(probe.inputs(model_device(model)), **options) as tracer:

@@ -69,3 +69,18 @@ def test_prophetnet_is_refused_with_its_reason():
     with pytest.raises(UnsupportedArchitectureError) as raised:
         StandardizedTransformer(hf, tokenizer=build_tokenizer())
     assert BART.for_type("prophetnet").unsupported in str(raised.value)
+
+
+@pytest.mark.parametrize("model_type", ["bart", "mbart"])
+def test_generation_check_reads_the_raw_argmax_when_the_checkpoint_forces_eos(model_type, tmp_path):
+    """BART's and mBART's released generation configs force EOS at the last step; the edit must still show."""
+    from transformers import GenerationConfig
+
+    from nnrosetta.tiny import build_tokenizer, save_tiny
+    from nnrosetta_conformance import runner
+
+    eos = build_tokenizer().eos_token_id
+    folder = save_tiny(model_type, tmp_path / model_type, overrides={"forced_eos_token_id": eos})
+    assert GenerationConfig.from_pretrained(folder).forced_eos_token_id == eos
+    report = runner.run(str(folder), ["generation"])
+    assert [(r.name, r.message) for r in report.results if not r.ok] == []
