@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence, Union
 
+from .config_sources import language_configs
 from .errors import AccessorAssignmentError, CapabilityError, InvalidAdapterError, RenamingError
 
 if TYPE_CHECKING:  # torch and the accessors load with the model, not with an adapter declaration
@@ -214,7 +215,7 @@ def every_layer(kind: str, num_layers_key: str = "num_hidden_layers") -> KindsOf
 
 
 def _config_attribute(config: Any, key: str) -> Any:
-    for source in (config, config.get_text_config()):
+    for source in language_configs(config):
         value = getattr(source, key, None)
         if value is not None:
             return value

@@ -19,6 +19,7 @@ from nnsight.intervention.envoy import Envoy
 from .accessors import SublayerModules, normalize_index
 from .adapter import Adapter
 from .attention import AttentionInterface, prepare_eager_loading
+from .config_sources import language_configs
 from .errors import (
     AccessorAssignmentError,
     CapabilityError,
@@ -224,7 +225,7 @@ class StandardizedTransformer(
         if callable(key):
             return key(self.config)
         # Multimodal configs keep the language model's sizes in their text config.
-        for config in (self.config, self.config.get_text_config()):
+        for config in language_configs(self.config):
             value = config
             for part in key.split("."):
                 value = value.get(part) if isinstance(value, dict) else getattr(value, part, None)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Union
 
 from . import points
+from .config_sources import language_configs
 from .moe_declarations import ExpertByHand, Routing, TopKInRouter
 from .points import Called, Point
 
@@ -96,7 +97,7 @@ class ConfigKeys:
         """Layer ``layer``'s own config where `per_layer` is declared, else ``config`` (the text config of a multimodal one)."""
         if self.per_layer is None:
             return config
-        for candidate in (config, config.get_text_config()):
+        for candidate in language_configs(config):
             per_layer = getattr(candidate, self.per_layer, None)
             if per_layer is not None:
                 return per_layer[layer]

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional
 
 import torch
 
+from .config_sources import language_configs
 from .errors import InvalidInputError, InvalidValueError
 
 if TYPE_CHECKING:
@@ -76,7 +77,7 @@ def check_keywords(model: "StandardizedTransformer", kwargs: Mapping[str, Any], 
 
 def position_limit(config: Any) -> tuple[Optional[str], Optional[int]]:
     """The config key and value of the number of positions the model was built for (None, None if unknown)."""
-    for source in (config, config.get_text_config()):
+    for source in language_configs(config):
         for key in POSITION_KEYS:
             value = getattr(source, key, None)
             if isinstance(value, int) and value > 0:
