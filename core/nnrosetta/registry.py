@@ -293,15 +293,15 @@ class Registry:
         """Pick the adapter for a model (explicit > claimed model_type > claimed class), merged for its type.
 
         With ``config`` and no explicit choice, a claimant that refuses the config gives way to
-        the next one (by priority) that accepts it: a family's layouts share one model_type
-        (Falcon-RW beside Falcon, post-norm OPT-350m beside OPT) and a model loaded by path
-        should get the adapter that serves its layout, not a refusal that names it.
+        the next one (by priority) that accepts it: several layouts of a family may share one
+        model_type, each served by its own adapter, and a model loaded by path should get the
+        adapter that serves its layout, not a refusal that names it.
         """
         chosen = self._resolve_family(model_type, class_names, adapter).for_type(model_type)
         if adapter is not None or config is None or not chosen.refusal(config):
             return chosen
-        for other in sorted(self.adapters(), key=lambda a: -a.priority):
-            if other.name != chosen.name and model_type in other.model_types:
+        for other in self.claims().get(model_type, []):
+            if other.name != chosen.name:
                 candidate = other.for_type(model_type)
                 if not candidate.refusal(config):
                     return candidate

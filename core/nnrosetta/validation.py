@@ -56,7 +56,7 @@ def check_structure(model: "StandardizedTransformer") -> None:
     check_root_modules(model)
     count = len(model.layers)
     expected = model._config_value(model.adapter.config_keys.num_layers)  # the text config's, for a composite
-    if isinstance(expected, int) and count != expected:
+    if expected is not None and count != expected:
         raise RenamingError(
             f"{_adapter_label(model)}: `layers` holds {count} modules but config."
             f"{model.adapter.config_keys.num_layers} says {expected}. The rename map points `layers` "

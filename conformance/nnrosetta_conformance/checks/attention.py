@@ -343,9 +343,9 @@ def heads(model: "StandardizedTransformer") -> None:
 def _eager_refusal(model: "StandardizedTransformer") -> Optional[str]:
     """Why the adapter refuses heads or probabilities under eager attention, where patterns are compared.
 
-    A declaration may serve a config under sdpa and refuse it under eager (GPT-2's
-    ``reorder_and_upcast_attn`` sends eager attention down a separate path): the
-    comparison is then skipped with the adapter's reason, not reported as a failure.
+    A declaration may serve a config under sdpa and refuse it under eager (where eager
+    attention takes a separate path the declaration does not hook): the comparison is
+    then skipped with the adapter's reason, not reported as a failure.
     """
     with attention_implementation(model, "eager"):
         for field in ("heads", "attention"):

@@ -490,9 +490,9 @@ def gradients(model: "StandardizedTransformer") -> None:
     )
 
 
-#: Greedy generation of the raw argmax: a checkpoint's generation config may force tokens (BART's and
-#: mBART's force EOS at the last step, others a first token) or suppress and penalise them, which would
-#: hide whether the edit reached every step. None turns each of those logits processors off.
+#: Greedy generation of the raw argmax: a checkpoint's generation config may force tokens (an EOS at
+#: the last step, a first token) or suppress and penalise them, which would hide whether the edit
+#: reached every step. None turns each of those logits processors off.
 NEUTRAL_GENERATION = {
     "forced_eos_token_id": None, "forced_bos_token_id": None, "suppress_tokens": None,
     "begin_suppress_tokens": None, "bad_words_ids": None, "no_repeat_ngram_size": None,

@@ -83,4 +83,4 @@ def test_generation_check_reads_the_raw_argmax_when_the_checkpoint_forces_eos(mo
     folder = save_tiny(model_type, tmp_path / model_type, overrides={"forced_eos_token_id": eos})
     assert GenerationConfig.from_pretrained(folder).forced_eos_token_id == eos
     report = runner.run(str(folder), ["generation"])
-    assert [(r.name, r.message) for r in report.results if not r.ok] == []
+    assert [(r.name, r.message) for r in report.failures] == []

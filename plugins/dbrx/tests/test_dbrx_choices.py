@@ -87,4 +87,4 @@ def test_a_stale_top_level_num_key_value_heads_does_not_change_the_kv_heads(tmp_
     assert model.config.num_key_value_heads == 1
     assert model.num_kv_heads == model.config.attn_config.kv_n_heads != 1
     report = runner.run(str(folder), ["heads", "sizes"])
-    assert [(r.name, r.message) for r in report.results if not r.ok] == []
+    assert [(r.name, r.message) for r in report.failures] == []

@@ -37,4 +37,4 @@ def test_kv_heads_and_layers_come_from_the_text_config(tmp_path):
     assert stale["num_hidden_layers"] not in (None, 4)  # the top level still says otherwise
     assert (model.num_layers, model.num_kv_heads) == (4, 1)
     report = runner.run(str(tmp_path / "m"), ["sizes", "heads", "accessor_shapes"])
-    assert [(r.name, r.message) for r in report.results if not r.ok] == []
+    assert [(r.name, r.message) for r in report.failures] == []

@@ -79,4 +79,4 @@ def test_a_stale_num_key_value_heads_in_the_saved_config_does_not_change_the_kv_
     model = StandardizedTransformer(str(folder))
     assert model.config.num_key_value_heads == 2 and model.num_kv_heads == 1
     report = runner.run(str(folder), ["heads", "sizes"])
-    assert [(r.name, r.message) for r in report.results if not r.ok] == []
+    assert [(r.name, r.message) for r in report.failures] == []

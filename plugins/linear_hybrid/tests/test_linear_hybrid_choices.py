@@ -104,4 +104,4 @@ def test_latent_layers_take_their_head_size_from_the_rope_and_nope_parts(tmp_pat
     for model_type in ("kimi_linear", "bailing_hybrid"):
         folder = save_tiny(model_type, tmp_path / model_type, overrides={"head_dim": 16})
         report = runner.run(str(folder), ["sizes", "kinds_shapes", "attention_probabilities"])
-        assert [(r.name, r.message) for r in report.results if not r.ok] == [], model_type
+        assert [(r.name, r.message) for r in report.failures] == [], model_type

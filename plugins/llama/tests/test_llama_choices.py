@@ -132,4 +132,4 @@ def test_latent_attention_head_size_ignores_a_stale_qk_head_dim(tmp_path):
 
     folder = save_tiny("minicpm3", tmp_path / "m", overrides={"qk_head_dim": 99})
     report = runner.run(str(folder), ["sizes", "accessor_shapes", "attention_probabilities"])
-    assert [(r.name, r.message) for r in report.results if not r.ok] == []
+    assert [(r.name, r.message) for r in report.failures] == []
